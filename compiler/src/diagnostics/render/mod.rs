@@ -1,0 +1,40 @@
+//! Renderers: one file per output format.
+
+mod json;
+mod terminal;
+
+pub use json::{to_json, to_json_value};
+pub use terminal::{render_terminal, TerminalOptions};
+
+/// Looks up source text by file name for the renderers.
+pub trait SourceLookup {
+    fn source(&self, file: &str) -> Option<&str>;
+}
+
+impl SourceLookup for std::collections::BTreeMap<String, String> {
+    fn source(&self, file: &str) -> Option<&str> {
+        self.get(file).map(String::as_str)
+    }
+}
+
+impl SourceLookup for std::collections::BTreeMap<String, std::sync::Arc<str>> {
+    fn source(&self, file: &str) -> Option<&str> {
+        self.get(file).map(AsRef::as_ref)
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = floor_char_boundary(src, offset.min(src.len()));
+    let before = &src[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+pub(crate) fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}

@@ -1,0 +1,3 @@
+//! Weir's compiler.
+pub mod diagnostics;
+pub mod syntax;

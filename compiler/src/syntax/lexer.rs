@@ -1,0 +1,697 @@
+//! The lexer: source text to a flat token stream with byte spans.
+//!
+//! Strings are lexed into several tokens so that the parser sees
+//! interpolations as ordinary expressions: `"a ${x} b"` becomes
+//! `StrStart Text("a ") InterpStart Ident(x) InterpEnd Text(" b") StrEnd`.
+//! A mode stack tracks whether the lexer is inside a string or inside an
+//! interpolation (where `}` at brace depth zero closes the interpolation).
+//!
+//! Comments do not reach the parser; they are collected on the side for the
+//! formatter and for doc comments (`///`). The lexer never fails: an invalid
+//! character becomes an error token plus a diagnostic.
+
+use crate::diagnostics::{Code, Diagnostic, Span};
+
+/// The deepest bracket nesting the parser accepts.
+pub const MAX_NESTING: usize = 128;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Tok {
+    Ident(String),
+    Int(i64),
+    /// Milliseconds.
+    Duration(u64),
+    /// Bytes.
+    Size(u64),
+    /// Hundredths of a percent: `12.5%` is 1250.
+    Percent(i64),
+    /// `"` or `"""` (true).
+    StrStart(bool),
+    Text(String),
+    InterpStart,
+    InterpEnd,
+    StrEnd,
+    Kw(Kw),
+    P(P),
+    Error,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kw {
+    Use,
+    As,
+    Plugin,
+    Param,
+    Let,
+    Fn,
+    Pub,
+    Enum,
+    Type,
+    Pipeline,
+    Default,
+    On,
+    Step,
+    Stage,
+    Gate,
+    Approval,
+    Policy,
+    Require,
+    Else,
+    For,
+    In,
+    If,
+    When,
+    Match,
+    True,
+    False,
+    None,
+    OnFailure,
+}
+
+impl Kw {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kw::Use => "use",
+            Kw::As => "as",
+            Kw::Plugin => "plugin",
+            Kw::Param => "param",
+            Kw::Let => "let",
+            Kw::Fn => "fn",
+            Kw::Pub => "pub",
+            Kw::Enum => "enum",
+            Kw::Type => "type",
+            Kw::Pipeline => "pipeline",
+            Kw::Default => "default",
+            Kw::On => "on",
+            Kw::Step => "step",
+            Kw::Stage => "stage",
+            Kw::Gate => "gate",
+            Kw::Approval => "approval",
+            Kw::Policy => "policy",
+            Kw::Require => "require",
+            Kw::Else => "else",
+            Kw::For => "for",
+            Kw::In => "in",
+            Kw::If => "if",
+            Kw::When => "when",
+            Kw::Match => "match",
+            Kw::True => "true",
+            Kw::False => "false",
+            Kw::None => "none",
+            Kw::OnFailure => "on_failure",
+        }
+    }
+    pub const ALL: &'static [Kw] = &[
+        Kw::Use,
+        Kw::As,
+        Kw::Plugin,
+        Kw::Param,
+        Kw::Let,
+        Kw::Fn,
+        Kw::Pub,
+        Kw::Enum,
+        Kw::Type,
+        Kw::Pipeline,
+        Kw::Default,
+        Kw::On,
+        Kw::Step,
+        Kw::Stage,
+        Kw::Gate,
+        Kw::Approval,
+        Kw::Policy,
+        Kw::Require,
+        Kw::Else,
+        Kw::For,
+        Kw::In,
+        Kw::If,
+        Kw::When,
+        Kw::Match,
+        Kw::True,
+        Kw::False,
+        Kw::None,
+        Kw::OnFailure,
+    ];
+    fn from_str(s: &str) -> Option<Kw> {
+        Kw::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum P {
+    LBrace,
+    RBrace,
+    LParen,
+    RParen,
+    LBracket,
+    RBracket,
+    Comma,
+    Colon,
+    Semi,
+    Dot,
+    Eq,
+    EqEq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Plus,
+    Minus,
+    Star,
+    Slash,
+    AndAnd,
+    OrOr,
+    Bang,
+    Arrow,
+    FatArrow,
+    Question,
+    QQ,
+    Pipe,
+}
+
+impl P {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            P::LBrace => "{",
+            P::RBrace => "}",
+            P::LParen => "(",
+            P::RParen => ")",
+            P::LBracket => "[",
+            P::RBracket => "]",
+            P::Comma => ",",
+            P::Colon => ":",
+            P::Semi => ";",
+            P::Dot => ".",
+            P::Eq => "=",
+            P::EqEq => "==",
+            P::Ne => "!=",
+            P::Lt => "<",
+            P::Le => "<=",
+            P::Gt => ">",
+            P::Ge => ">=",
+            P::Plus => "+",
+            P::Minus => "-",
+            P::Star => "*",
+            P::Slash => "/",
+            P::AndAnd => "&&",
+            P::OrOr => "||",
+            P::Bang => "!",
+            P::Arrow => "->",
+            P::FatArrow => "=>",
+            P::Question => "?",
+            P::QQ => "??",
+            P::Pipe => "|",
+        }
+    }
+}
+
+impl std::fmt::Display for Tok {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tok::Ident(s) => write!(f, "`{s}`"),
+            Tok::Int(_) | Tok::Duration(_) | Tok::Size(_) | Tok::Percent(_) => f.write_str("a number"),
+            Tok::StrStart(_) | Tok::Text(_) => f.write_str("a string"),
+            Tok::StrEnd => f.write_str("the end of the string"),
+            Tok::InterpStart => f.write_str("`${`"),
+            Tok::InterpEnd => f.write_str("`}`"),
+            Tok::Kw(k) => write!(f, "`{}`", k.as_str()),
+            Tok::P(p) => write!(f, "`{}`", p.as_str()),
+            Tok::Error => f.write_str("an invalid character"),
+        }
+    }
+}
+
+/// A comment kept for the formatter and for documentation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Comment {
+    pub span: Span,
+    /// The text after `//` or `///`.
+    pub text: String,
+    pub doc: bool,
+    /// True when code precedes the comment on its line.
+    pub trailing: bool,
+}
+
+pub struct Lexed {
+    pub tokens: Vec<(Tok, Span)>,
+    pub comments: Vec<Comment>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Set when nesting exceeded [`MAX_NESTING`]; the parser then refuses the file.
+    pub too_deep: bool,
+}
+
+enum Mode {
+    /// Inside `${ ... }`, counting open braces.
+    Interp(usize),
+    /// Inside a string; `indent` is what multi-line strings strip per line.
+    Str { multi: bool, indent: usize },
+}
+
+struct Lexer<'a> {
+    src: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    file: &'a str,
+    out: Lexed,
+    modes: Vec<Mode>,
+    depth: usize,
+}
+
+pub fn lex(file: &str, src: &str) -> Lexed {
+    let mut lx = Lexer {
+        src,
+        bytes: src.as_bytes(),
+        pos: 0,
+        file,
+        out: Lexed { tokens: Vec::with_capacity(src.len() / 4), comments: Vec::new(), diagnostics: Vec::new(), too_deep: false },
+        modes: Vec::new(),
+        depth: 0,
+    };
+    lx.run();
+    lx.out
+}
+
+fn is_ident_start(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_'
+}
+fn is_ident_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+impl Lexer<'_> {
+    fn peek(&self, off: usize) -> u8 {
+        self.bytes.get(self.pos + off).copied().unwrap_or(0)
+    }
+    fn push(&mut self, tok: Tok, start: usize) {
+        self.out.tokens.push((tok, Span::new(start, self.pos)));
+    }
+    fn error(&mut self, code: Code, span: Span, msg: impl Into<String>, label: impl Into<String>) {
+        self.out.diagnostics.push(Diagnostic::error(code, self.file, span, msg).with_label(label));
+    }
+    fn open(&mut self, start: usize) {
+        self.depth += 1;
+        if self.depth > MAX_NESTING && !self.out.too_deep {
+            self.out.too_deep = true;
+            let d = Diagnostic::error(Code::NestingTooDeep, self.file, Span::new(start, self.pos), format!("brackets are nested more than {MAX_NESTING} levels deep"))
+                .with_label("this bracket is too deep")
+                .with_help("split the expression into `let` bindings or functions");
+            self.out.diagnostics.push(d);
+        }
+    }
+    fn close(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    fn run(&mut self) {
+        while self.pos < self.bytes.len() {
+            match self.modes.last() {
+                Some(Mode::Str { multi, indent }) => {
+                    let (multi, indent) = (*multi, *indent);
+                    self.string_body(multi, indent);
+                }
+                _ => self.token(),
+            }
+        }
+        if let Some(Mode::Str { .. }) = self.modes.last() {
+            // string_body reports the unterminated string itself
+        }
+    }
+
+    fn line_has_code_before(&self, at: usize) -> bool {
+        let line_start = self.src[..at].rfind('\n').map_or(0, |i| i + 1);
+        !self.src[line_start..at].trim().is_empty()
+    }
+
+    fn token(&mut self) {
+        let start = self.pos;
+        let c = self.peek(0);
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                self.pos += 1;
+            }
+            b'/' if self.peek(1) == b'/' => {
+                let doc = self.peek(2) == b'/' && self.peek(3) != b'/';
+                let end = self.src[start..].find('\n').map_or(self.src.len(), |i| start + i);
+                let text_start = start + if doc { 3 } else { 2 };
+                let text = self.src[text_start..end].trim_end_matches('\r').to_owned();
+                let trailing = self.line_has_code_before(start);
+                self.pos = end;
+                self.out.comments.push(Comment { span: Span::new(start, end), text, doc, trailing });
+            }
+            b'"' => {
+                let multi = self.peek(1) == b'"' && self.peek(2) == b'"';
+                self.pos += if multi { 3 } else { 1 };
+                let indent = if multi { self.multiline_indent() } else { 0 };
+                if multi {
+                    // The line break right after the opening quotes is not content.
+                    if self.peek(0) == b'\r' && self.peek(1) == b'\n' {
+                        self.pos += 2;
+                    } else if self.peek(0) == b'\n' {
+                        self.pos += 1;
+                    }
+                    self.skip_indent(indent);
+                }
+                self.push(Tok::StrStart(multi), start);
+                self.modes.push(Mode::Str { multi, indent });
+            }
+            b'0'..=b'9' => self.number(),
+            c if is_ident_start(c) => {
+                while is_ident_char(self.peek(0)) {
+                    self.pos += 1;
+                }
+                let word = &self.src[start..self.pos];
+                let tok = Kw::from_str(word).map_or_else(|| Tok::Ident(word.to_owned()), Tok::Kw);
+                self.push(tok, start);
+            }
+            b'{' => {
+                self.pos += 1;
+                if let Some(Mode::Interp(d)) = self.modes.last_mut() {
+                    *d += 1;
+                }
+                self.open(start);
+                self.push(Tok::P(P::LBrace), start);
+            }
+            b'}' => {
+                self.pos += 1;
+                self.close();
+                match self.modes.last_mut() {
+                    Some(Mode::Interp(0)) => {
+                        self.modes.pop();
+                        self.push(Tok::InterpEnd, start);
+                    }
+                    Some(Mode::Interp(d)) => {
+                        *d -= 1;
+                        self.push(Tok::P(P::RBrace), start);
+                    }
+                    _ => self.push(Tok::P(P::RBrace), start),
+                }
+            }
+            _ => {
+                let two = [c, self.peek(1)];
+                let (p, len) = match &two {
+                    b"==" => (Some(P::EqEq), 2),
+                    b"!=" => (Some(P::Ne), 2),
+                    b"<=" => (Some(P::Le), 2),
+                    b">=" => (Some(P::Ge), 2),
+                    b"&&" => (Some(P::AndAnd), 2),
+                    b"||" => (Some(P::OrOr), 2),
+                    b"->" => (Some(P::Arrow), 2),
+                    b"=>" => (Some(P::FatArrow), 2),
+                    b"??" => (Some(P::QQ), 2),
+                    _ => (
+                        match c {
+                            b'(' => Some(P::LParen),
+                            b')' => Some(P::RParen),
+                            b'[' => Some(P::LBracket),
+                            b']' => Some(P::RBracket),
+                            b',' => Some(P::Comma),
+                            b':' => Some(P::Colon),
+                            b';' => Some(P::Semi),
+                            b'.' => Some(P::Dot),
+                            b'=' => Some(P::Eq),
+                            b'<' => Some(P::Lt),
+                            b'>' => Some(P::Gt),
+                            b'+' => Some(P::Plus),
+                            b'-' => Some(P::Minus),
+                            b'*' => Some(P::Star),
+                            b'/' => Some(P::Slash),
+                            b'!' => Some(P::Bang),
+                            b'?' => Some(P::Question),
+                            b'|' => Some(P::Pipe),
+                            _ => None,
+                        },
+                        1,
+                    ),
+                };
+                if let Some(p) = p {
+                    self.pos += len;
+                    match p {
+                        P::LParen | P::LBracket => self.open(start),
+                        P::RParen | P::RBracket => self.close(),
+                        _ => {}
+                    }
+                    self.push(Tok::P(p), start);
+                } else {
+                    let ch = self.src[start..].chars().next().unwrap_or('\u{fffd}');
+                    self.pos += ch.len_utf8().max(1);
+                    let shown = if ch.is_control() { format!("{:?}", ch) } else { format!("`{ch}`") };
+                    self.error(Code::InvalidCharacter, Span::new(start, self.pos), format!("unexpected character {shown}"), "no token starts with this character");
+                    self.push(Tok::Error, start);
+                }
+            }
+        }
+    }
+
+    fn number(&mut self) {
+        let start = self.pos;
+        let mut total_ms: u128 = 0;
+        let mut is_duration = false;
+        loop {
+            let num_start = self.pos;
+            while self.peek(0).is_ascii_digit() || self.peek(0) == b'_' {
+                self.pos += 1;
+            }
+            let mut frac: Option<usize> = None;
+            if self.peek(0) == b'.' && self.peek(1).is_ascii_digit() {
+                self.pos += 1;
+                let fs = self.pos;
+                while self.peek(0).is_ascii_digit() {
+                    self.pos += 1;
+                }
+                frac = Some(fs);
+            }
+            let digits = &self.src[num_start..self.pos];
+            let unit_start = self.pos;
+            while self.peek(0).is_ascii_alphabetic() || self.peek(0) == b'%' && self.pos == unit_start {
+                let was_pct = self.peek(0) == b'%';
+                self.pos += 1;
+                if was_pct {
+                    break;
+                }
+            }
+            let unit = &self.src[unit_start..self.pos];
+            let span = Span::new(start, self.pos);
+            let int_part: String = digits.split('.').next().unwrap_or("").chars().filter(|c| *c != '_').collect();
+            let Ok(whole) = int_part.parse::<u64>() else {
+                self.invalid(span, "the number is too large");
+                return;
+            };
+            let dur = match unit {
+                "ms" => Some(1u128),
+                "s" => Some(1000),
+                "m" => Some(60_000),
+                "h" => Some(3_600_000),
+                "d" => Some(86_400_000),
+                _ => None,
+            };
+            if let Some(mult) = dur {
+                if frac.is_some() {
+                    self.invalid(span, "durations take whole numbers: write `1m30s`, not `1.5m`");
+                    return;
+                }
+                total_ms = total_ms.saturating_add(u128::from(whole) * mult);
+                is_duration = true;
+                if self.peek(0).is_ascii_digit() {
+                    continue;
+                }
+                if total_ms > u128::from(u64::MAX) {
+                    self.invalid(span, "the duration is too long");
+                    return;
+                }
+                self.push(Tok::Duration(total_ms as u64), start);
+                return;
+            }
+            if is_duration {
+                self.invalid(span, "a duration continues with a number and a unit: `ms`, `s`, `m`, `h` or `d`");
+                return;
+            }
+            let size = match unit {
+                "B" => Some(1u128),
+                "KB" => Some(1000),
+                "MB" => Some(1_000_000),
+                "GB" => Some(1_000_000_000),
+                "TB" => Some(1_000_000_000_000),
+                "KiB" => Some(1 << 10),
+                "MiB" => Some(1 << 20),
+                "GiB" => Some(1 << 30),
+                "TiB" => Some(1 << 40),
+                _ => None,
+            };
+            if let Some(mult) = size {
+                if frac.is_some() {
+                    self.invalid(span, "sizes take whole numbers: write `1536MiB`, not `1.5GiB`");
+                    return;
+                }
+                let v = u128::from(whole) * mult;
+                if v > u128::from(u64::MAX) {
+                    self.invalid(span, "the size is too large");
+                    return;
+                }
+                self.push(Tok::Size(v as u64), start);
+                return;
+            }
+            if unit == "%" {
+                let frac_digits = frac.map_or("", |fs| &self.src[fs..unit_start]);
+                if frac_digits.len() > 2 {
+                    self.invalid(span, "percentages take at most two decimals");
+                    return;
+                }
+                let hundredths = format!("{frac_digits:0<2}").parse::<i64>().unwrap_or(0);
+                if whole > 100_000 {
+                    self.invalid(span, "the percentage is too large");
+                    return;
+                }
+                self.push(Tok::Percent(whole as i64 * 100 + hundredths), start);
+                return;
+            }
+            if !unit.is_empty() {
+                self.invalid(span, &format!("unknown unit `{unit}`: durations use ms, s, m, h, d; sizes use B, KB, MB, GB, KiB, MiB, GiB; percentages use %"));
+                return;
+            }
+            if frac.is_some() {
+                self.invalid(span, "Weir has no fractional numbers; only percentages take decimals");
+                return;
+            }
+            if whole > i64::MAX as u64 {
+                self.invalid(span, "the number is too large");
+                return;
+            }
+            self.push(Tok::Int(whole as i64), start);
+            return;
+        }
+    }
+
+    fn invalid(&mut self, span: Span, why: &str) {
+        self.error(Code::InvalidLiteral, span, format!("invalid literal `{}`", &self.src[span.range()]), why);
+        self.push(Tok::Error, span.start as usize);
+    }
+
+    /// The indentation common to the non-blank lines of the multi-line string
+    /// that starts at `self.pos`.
+    fn multiline_indent(&self) -> usize {
+        let rest = &self.src[self.pos..];
+        let end = rest.find("\"\"\"").unwrap_or(rest.len());
+        let body = &rest[..end];
+        body.split('\n')
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.len() - l.trim_start_matches([' ', '\t']).len())
+            .min()
+            .unwrap_or(0)
+    }
+
+    fn skip_indent(&mut self, indent: usize) {
+        let mut n = 0;
+        while n < indent && matches!(self.peek(0), b' ' | b'\t') {
+            self.pos += 1;
+            n += 1;
+        }
+    }
+
+    fn string_body(&mut self, multi: bool, indent: usize) {
+        let start = self.pos;
+        let mut text = String::new();
+        loop {
+            if self.pos >= self.bytes.len() {
+                if !text.is_empty() {
+                    self.push(Tok::Text(text), start);
+                }
+                let open = self.out.tokens.iter().rev().find(|(t, _)| matches!(t, Tok::StrStart(_))).map_or(Span::new(start, start), |(_, s)| *s);
+                self.error(Code::UnterminatedString, open, "this string is never closed", "the string starts here");
+                if let Some(d) = self.out.diagnostics.last_mut() {
+                    d.help = Some(if multi { "close it with `\"\"\"`".into() } else { "close it with `\"` before the end of the line".into() });
+                }
+                self.modes.pop();
+                self.push(Tok::StrEnd, self.pos);
+                return;
+            }
+            let c = self.peek(0);
+            if multi && c == b'"' && self.peek(1) == b'"' && self.peek(2) == b'"' {
+                // A whitespace-only last line belongs to the closing quotes.
+                if let Some(nl) = text.rfind('\n') {
+                    if text[nl + 1..].trim().is_empty() {
+                        text.truncate(nl + 1);
+                    }
+                }
+                if !text.is_empty() {
+                    self.push(Tok::Text(text), start);
+                }
+                let s = self.pos;
+                self.pos += 3;
+                self.modes.pop();
+                self.push(Tok::StrEnd, s);
+                return;
+            }
+            if !multi && c == b'"' {
+                if !text.is_empty() {
+                    self.push(Tok::Text(text), start);
+                }
+                let s = self.pos;
+                self.pos += 1;
+                self.modes.pop();
+                self.push(Tok::StrEnd, s);
+                return;
+            }
+            if !multi && c == b'\n' {
+                if !text.is_empty() {
+                    self.push(Tok::Text(text), start);
+                }
+                let open = self.out.tokens.iter().rev().find(|(t, _)| matches!(t, Tok::StrStart(_))).map_or(Span::new(start, start), |(_, s)| *s);
+                self.error(Code::UnterminatedString, open.to(Span::new(self.pos, self.pos)), "this string is not closed before the end of the line", "the string starts here");
+                if let Some(d) = self.out.diagnostics.last_mut() {
+                    d.help = Some("close it with `\"`; for text over several lines use a multi-line string `\"\"\"`".into());
+                }
+                self.modes.pop();
+                self.push(Tok::StrEnd, self.pos);
+                return;
+            }
+            if c == b'$' && self.peek(1) == b'{' {
+                if !text.is_empty() {
+                    self.push(Tok::Text(std::mem::take(&mut text)), start);
+                }
+                let s = self.pos;
+                self.pos += 2;
+                self.open(s);
+                self.push(Tok::InterpStart, s);
+                self.modes.push(Mode::Interp(0));
+                return;
+            }
+            if c == b'\\' {
+                let esc_start = self.pos;
+                let e = self.peek(1);
+                let r = match e {
+                    b'n' => Some('\n'),
+                    b't' => Some('\t'),
+                    b'r' => Some('\r'),
+                    b'\\' => Some('\\'),
+                    b'"' => Some('"'),
+                    b'$' => Some('$'),
+                    b'0' => Some('\0'),
+                    _ => None,
+                };
+                if let Some(r) = r {
+                    text.push(r);
+                    self.pos += 2;
+                } else {
+                    let ch = self.src[self.pos + 1..].chars().next().unwrap_or(' ');
+                    self.pos += 1 + ch.len_utf8();
+                    let shown: String = ch.escape_debug().collect();
+                    self.error(Code::InvalidEscape, Span::new(esc_start, self.pos), format!("unknown escape sequence `\\{shown}`"), "not a known escape");
+                    if let Some(d) = self.out.diagnostics.last_mut() {
+                        d.help = Some("the escapes are \\n \\t \\r \\\\ \\\" \\$ and \\0; write `\\\\` for a backslash".into());
+                    }
+                }
+                continue;
+            }
+            let ch = self.src[self.pos..].chars().next().unwrap_or('\u{fffd}');
+            self.pos += ch.len_utf8();
+            if ch == '\r' && multi && self.peek(0) == b'\n' {
+                continue;
+            }
+            text.push(ch);
+            if ch == '\n' && multi {
+                self.skip_indent(indent);
+            }
+        }
+    }
+}

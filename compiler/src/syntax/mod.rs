@@ -1,0 +1,137 @@
+//! Syntax: lexer, parser and syntax tree.
+//!
+//! `parse` never fails: it returns a [`Module`] (with error nodes where it
+//! recovered) together with every diagnostic found on the way.
+
+pub mod ast;
+pub mod lexer;
+pub mod parser;
+
+pub use ast::*;
+use lexer::{Comment, Kw, P, Tok};
+
+use crate::diagnostics::{Code, Diagnostic, Span};
+
+/// The longest run of tokens without a separator (`,` `;` `:` `=` `{` `}` or a
+/// keyword). Longer runs are one huge expression, whose tree would be deeper
+/// than later phases can walk safely.
+pub const MAX_EXPR_TOKENS: usize = 4000;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Parsed {
+    pub module: Module,
+    pub comments: Vec<Comment>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+pub fn parse(file: &str, src: &str) -> Parsed {
+    let lexed = lexer::lex(file, src);
+    let mut diagnostics = lexed.diagnostics;
+    let mut too_deep = lexed.too_deep;
+    if !too_deep {
+        if let Some(span) = overlong_expression(&lexed.tokens) {
+            too_deep = true;
+            diagnostics.push(
+                Diagnostic::error(Code::NestingTooDeep, file, span, format!("an expression longer than {MAX_EXPR_TOKENS} tokens"))
+                    .with_label("this expression is too long to check")
+                    .with_help("split it into `let` bindings"),
+            );
+        }
+    }
+    if too_deep {
+        return Parsed { module: Module::default(), comments: lexed.comments, diagnostics };
+    }
+    let (mut module, parse_diags) = parser::parse_tokens(file, &lexed.tokens, src.len());
+    // A syntax error at the position of a lexer error is a consequence of it.
+    for d in parse_diags {
+        let overlaps = diagnostics.iter().any(|l| l.primary.span.start <= d.primary.span.end && d.primary.span.start <= l.primary.span.end);
+        if !overlaps {
+            diagnostics.push(d);
+        }
+    }
+    attach_docs(&mut module, &lexed.comments, src);
+    Parsed { module, comments: lexed.comments, diagnostics }
+}
+
+fn overlong_expression(tokens: &[(Tok, Span)]) -> Option<Span> {
+    let mut run = 0usize;
+    let mut run_start = 0usize;
+    for (i, (t, s)) in tokens.iter().enumerate() {
+        let reset = matches!(t, Tok::Kw(_) | Tok::P(P::Comma | P::Semi | P::Colon | P::Eq | P::LBrace | P::RBrace | P::FatArrow));
+        if reset {
+            run = 0;
+            continue;
+        }
+        if run == 0 {
+            run_start = i;
+        }
+        run += 1;
+        if run > MAX_EXPR_TOKENS {
+            return Some(tokens[run_start].1.to(*s));
+        }
+    }
+    None
+}
+
+/// The `///` lines directly above `offset`, joined.
+pub fn doc_before(comments: &[Comment], src: &str, offset: u32) -> Option<String> {
+    let idx = comments.partition_point(|c| c.span.end <= offset);
+    let mut lines = Vec::new();
+    let mut cursor = offset as usize;
+    for c in comments[..idx].iter().rev() {
+        let between = src.get(c.span.end as usize..cursor).unwrap_or("x");
+        if !c.doc || c.trailing || !between.trim().is_empty() || between.matches('\n').count() > 1 {
+            break;
+        }
+        lines.push(c.text.strip_prefix(' ').unwrap_or(&c.text).to_owned());
+        cursor = c.span.start as usize;
+    }
+    if lines.is_empty() {
+        return None;
+    }
+    lines.reverse();
+    Some(lines.join("\n"))
+}
+
+fn attach_docs(module: &mut Module, comments: &[Comment], src: &str) {
+    if !comments.iter().any(|c| c.doc) {
+        return;
+    }
+    for item in &mut module.items {
+        item.doc = doc_before(comments, src, item.span.start);
+        match &mut item.kind {
+            ItemKind::Enum(e) => {
+                for v in &mut e.variants {
+                    v.doc = doc_before(comments, src, v.name.span.start);
+                }
+            }
+            ItemKind::Type(t) => {
+                for f in &mut t.fields {
+                    f.doc = doc_before(comments, src, f.name.span.start);
+                }
+            }
+            ItemKind::Fn(f) => {
+                for p in &mut f.params {
+                    p.doc = doc_before(comments, src, p.name.span.start);
+                }
+                attach_block(&mut f.body, comments, src);
+            }
+            ItemKind::Pipeline(p) => attach_block(&mut p.body, comments, src),
+            _ => {}
+        }
+    }
+}
+
+fn attach_block(block: &mut Block, comments: &[Comment], src: &str) {
+    for s in &mut block.stmts {
+        if let Stmt::Stage(st) = s {
+            st.doc = doc_before(comments, src, st.span.start);
+            attach_block(&mut st.body, comments, src);
+        }
+    }
+}
+
+/// Whether `word` is a keyword (and so cannot name anything).
+pub fn is_keyword(word: &str) -> bool {
+    Kw::ALL.iter().any(|k| k.as_str() == word)
+}
