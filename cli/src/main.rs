@@ -1,1 +1,319 @@
-fn main() {}
+//! The `weir` command line: parses arguments, calls the libraries, renders,
+//! sets the exit code. Exit codes: 0 success, 1 diagnostics with errors,
+//! 2 usage or IO problems.
+
+mod fs;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use weir_compiler::diagnostics::render::{render_terminal, to_json, TerminalOptions};
+use weir_compiler::diagnostics::{Code, Diagnostic};
+use weir_compiler::eval::EvalInput;
+use weir_compiler::plan::Context;
+use weir_compiler::project::{self, LoadError};
+
+#[derive(Parser)]
+#[command(name = "weir", version, about = "Typed pipelines you can run anywhere", propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(clap::Args, Clone)]
+struct PlanArgs {
+    /// Files or directories (default: the project in the current directory).
+    paths: Vec<PathBuf>,
+    /// The pipeline to plan (default: the only one, or the one marked `default`).
+    #[arg(long, short)]
+    pipeline: Option<String>,
+    /// A pipeline param, `key=value`; repeatable.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// The git branch the run is for (default: read from git).
+    #[arg(long)]
+    git_branch: Option<String>,
+    /// The commit the run is for (default: read from git).
+    #[arg(long)]
+    git_sha: Option<String>,
+    /// The tag the run is for, if any.
+    #[arg(long)]
+    git_tag: Option<String>,
+    /// The event that triggered the run: push, pull_request, tag, schedule, manual.
+    #[arg(long, default_value = "manual")]
+    event: String,
+    /// Who triggered the run.
+    #[arg(long, default_value = "")]
+    actor: String,
+    /// How to print diagnostics.
+    #[arg(long, value_enum, default_value = "human")]
+    format: Format,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Type-check a project without running anything.
+    Check {
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+    /// Evaluate a pipeline to its plan (the DAG).
+    Plan {
+        #[command(flatten)]
+        args: PlanArgs,
+        /// Print the plan as JSON (schema `weir.plan/v1`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render a pipeline's DAG.
+    Graph {
+        #[command(flatten)]
+        args: PlanArgs,
+        #[arg(long = "graph-format", value_enum, default_value = "dot")]
+        graph_format: GraphFormat,
+    },
+    /// Format source files in place (or check that they are formatted).
+    Fmt {
+        paths: Vec<PathBuf>,
+        /// Report files that would change, and exit 1 if any would.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print the documentation of a diagnostic code, such as `E0101`.
+    Explain { code: String },
+    /// Create a starter pipeline in the current (or given) directory.
+    Init { dir: Option<PathBuf> },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    weir_compiler::with_large_stack(move || run(cli))
+}
+
+fn io_error(msg: impl std::fmt::Display, help: Option<&str>) -> ExitCode {
+    let report = match help {
+        Some(h) => miette::miette!(help = h.to_owned(), "{msg}"),
+        None => miette::miette!("{msg}"),
+    };
+    eprintln!("{report:?}");
+    ExitCode::from(2)
+}
+
+fn load(paths: &[PathBuf]) -> Result<project::Project, ExitCode> {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    project::load(&fs::OsSystem, paths, &cwd).map_err(|e| match e {
+        LoadError::NotFound(p) => io_error(format!("`{}` does not exist", p.display()), Some("check the path; with no path, weir uses the project in the current directory")),
+        LoadError::NoSources(p) => io_error(format!("error[{}]: no `.weir` files in `{}`", Code::NoSourceFiles, p.display()), Some("run `weir init` to create a starter pipeline, or pass the directory that holds your .weir files")),
+        LoadError::Io(p, err) => io_error(format!("cannot read `{}`: {err}", p.display()), None),
+    })
+}
+
+fn print_diags(diags: &[Diagnostic], sources: &BTreeMap<String, String>, format: Format) {
+    match format {
+        Format::Json => println!("{}", to_json(diags, sources)),
+        Format::Human => {
+            let color = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+            eprint!("{}", render_terminal(diags, sources, TerminalOptions { color }));
+            let errors = diags.iter().filter(|d| d.is_error()).count();
+            let warnings = diags.len() - errors;
+            if errors > 0 {
+                eprintln!("weir: {errors} error{}{}", if errors == 1 { "" } else { "s" }, if warnings > 0 { format!(", {warnings} warning{}", if warnings == 1 { "" } else { "s" }) } else { String::new() });
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Cmd::Check { paths, format } => {
+            let project = match load(&paths) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            let mut diags = project.diagnostics.clone();
+            diags.extend(weir_compiler::check(&project.files));
+            weir_compiler::diagnostics::sort(&mut diags);
+            print_diags(&diags, &project.files, format);
+            if diags.iter().any(Diagnostic::is_error) {
+                ExitCode::from(1)
+            } else {
+                if format == Format::Human {
+                    eprintln!("weir: {} file{} checked, no errors", project.files.len(), if project.files.len() == 1 { "" } else { "s" });
+                }
+                ExitCode::SUCCESS
+            }
+        }
+        Cmd::Plan { args, json } => match make_plan(&args) {
+            Ok(plan) => {
+                if json {
+                    print!("{}", plan.to_json());
+                } else {
+                    print!("{}", summary(&plan));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Cmd::Graph { args, graph_format } => match make_plan(&args) {
+            Ok(plan) => {
+                print!("{}", match graph_format {
+                    GraphFormat::Dot => plan.to_dot(),
+                    GraphFormat::Mermaid => plan.to_mermaid(),
+                });
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Cmd::Fmt { paths, check } => fmt_cmd(&paths, check),
+        Cmd::Explain { code } => match Code::parse(&code) {
+            Some(c) => {
+                print!("{}", c.docs());
+                ExitCode::SUCCESS
+            }
+            None => {
+                let all: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+                let hint = weir_compiler::diagnostics::suggest(&code.to_uppercase(), all.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+                io_error(format!("unknown diagnostic code `{code}`"), Some(hint.as_deref().unwrap_or("codes look like E0101; every diagnostic prints its code")))
+            }
+        },
+        Cmd::Init { dir } => init(dir),
+    }
+}
+
+fn context(args: &PlanArgs) -> Context {
+    let git = |a: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("git").args(a).stderr(std::process::Stdio::null()).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned()).filter(|s| !s.is_empty())
+    };
+    Context {
+        git_branch: args.git_branch.clone().or_else(|| git(&["rev-parse", "--abbrev-ref", "HEAD"])).unwrap_or_default(),
+        git_sha: args.git_sha.clone().or_else(|| git(&["rev-parse", "HEAD"])).unwrap_or_default(),
+        git_tag: args.git_tag.clone(),
+        event_kind: args.event.clone(),
+        event_actor: args.actor.clone(),
+    }
+}
+
+fn make_plan(args: &PlanArgs) -> Result<weir_compiler::plan::Plan, ExitCode> {
+    let mut params = Vec::new();
+    for p in &args.params {
+        match p.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => params.push((k.trim().to_owned(), v.to_owned())),
+            _ => return Err(io_error(format!("invalid `--param {p}`"), Some("write params as `--param key=value`"))),
+        }
+    }
+    let project = load(&args.paths)?;
+    let input = EvalInput { pipeline: args.pipeline.clone(), params, context: context(args) };
+    let mut session = weir_compiler::Session::new();
+    session.set_files(&project.files);
+    let (plan, mut diags) = session.plan(&input);
+    let mut all = project.diagnostics.clone();
+    all.append(&mut diags);
+    if !all.is_empty() {
+        print_diags(&all, &project.files, args.format);
+    }
+    match plan {
+        Some(p) if !all.iter().any(Diagnostic::is_error) => Ok(p),
+        _ => Err(ExitCode::from(1)),
+    }
+}
+
+fn summary(plan: &weir_compiler::plan::Plan) -> String {
+    let mut s = format!("pipeline {} ({} nodes)\n", plan.pipeline, plan.nodes.len());
+    for n in &plan.nodes {
+        let stage = n.stage.as_ref().map(|s| format!(" [{s}]")).unwrap_or_default();
+        let needs = if n.needs.is_empty() { String::new() } else { format!(" <- {}", n.needs.join(", ")) };
+        s.push_str(&format!("  {:<8} {}{stage}{needs}\n", n.kind, n.id));
+    }
+    s
+}
+
+fn fmt_cmd(paths: &[PathBuf], check: bool) -> ExitCode {
+    let project = match load(paths) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let mut changed = Vec::new();
+    let mut diags = project.diagnostics.clone();
+    for (name, text) in &project.files {
+        match weir_compiler::fmt::format_source(name, text) {
+            Ok(out) => {
+                if &out != text {
+                    changed.push(name.clone());
+                    if !check {
+                        let path = project.root.join(name);
+                        if let Err(e) = fs::write_atomic(&path, out.as_bytes()) {
+                            return io_error(format!("cannot write `{}`: {e}", path.display()), None);
+                        }
+                    }
+                }
+            }
+            Err(d) => diags.extend(d),
+        }
+    }
+    if !diags.is_empty() {
+        print_diags(&diags, &project.files, Format::Human);
+        return ExitCode::from(1);
+    }
+    for c in &changed {
+        if check {
+            println!("would reformat {c}");
+        } else {
+            println!("formatted {c}");
+        }
+    }
+    if check && !changed.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+const STARTER: &str = r#"/// The starter pipeline `weir init` creates. Run it with `weir run`.
+default pipeline ci {
+  on push(branches: ["main"])
+  on pull_request()
+
+  let greet = step "greet" {
+    run: "mkdir -p out && echo 'hello from weir' > out/greeting.txt"
+    outputs: { greeting: file("out/greeting.txt") }
+  }
+
+  step "show" {
+    run: "cat ${greet.greeting}"
+  }
+}
+"#;
+
+fn init(dir: Option<PathBuf>) -> ExitCode {
+    let dir = dir.unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
+    let path = dir.join("pipeline.weir");
+    if path.exists() {
+        return io_error(format!("`{}` already exists", path.display()), Some("weir init never overwrites a file; remove it or pick another directory"));
+    }
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        return io_error(format!("cannot create `{}`: {e}", dir.display()), None);
+    }
+    if let Err(e) = fs::write_atomic(&path, STARTER.as_bytes()) {
+        return io_error(format!("cannot write `{}`: {e}", path.display()), None);
+    }
+    println!("created {}", path.display());
+    println!("next: `weir check` to type-check it, `weir plan` to see its DAG");
+    ExitCode::SUCCESS
+}

@@ -1,3 +1,158 @@
-//! Weir's compiler.
+//! Weir's compiler: sources in, a plan and diagnostics out.
+//!
+//! The compiler is pure: it reads sources only through [`system::System`],
+//! spawns nothing and looks at no clock. Phases, each a module:
+//! [`syntax`] (lexer, parser), [`resolve`] (modules and names), [`typeck`]
+//! (types and phases), [`eval`] (the pure interpreter producing the [`plan`]),
+//! [`fmt`] (the formatter), [`diagnostics`], and [`db`] (salsa queries).
+//!
+//! Compiling a pipeline held in memory:
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use weir_compiler::{compile, eval::EvalInput};
+//!
+//! let mut files = BTreeMap::new();
+//! files.insert("ci.weir".to_owned(), r#"
+//!     pipeline ci {
+//!       let build = step "build" { run: "make", outputs: { bin: file("app") } }
+//!       step "test" { run: "./app --self-test", inputs: [build.bin] }
+//!     }
+//! "#.to_owned());
+//! let (plan, diagnostics) = compile(&files, &EvalInput::default());
+//! assert!(diagnostics.is_empty());
+//! let plan = plan.unwrap();
+//! assert_eq!(plan.nodes[1].needs, vec!["build".to_owned()]);
+//! ```
+
+pub mod db;
 pub mod diagnostics;
+pub mod eval;
+pub mod fmt;
+pub mod plan;
+pub mod project;
+pub mod resolve;
 pub mod syntax;
+pub mod system;
+pub mod typeck;
+pub mod types;
+pub mod validate;
+
+use diagnostics::Diagnostic;
+use salsa::Setter;
+use std::collections::BTreeMap;
+
+/// A compiler session over a set of files, reusing work between edits.
+pub struct Session {
+    db: db::Database,
+    workspace: Option<db::Workspace>,
+    files: BTreeMap<String, db::SourceFile>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Session {
+    pub fn new() -> Self {
+        Session { db: db::Database::default(), workspace: None, files: BTreeMap::new() }
+    }
+
+    /// Sets the project's files (module name to text). Unchanged texts keep
+    /// their parse.
+    pub fn set_files(&mut self, files: &BTreeMap<String, String>) {
+        let mut changed_set = self.files.len() != files.len() || self.workspace.is_none();
+        for (path, text) in files {
+            match self.files.get(path) {
+                Some(f) => {
+                    if f.text(&self.db) != text {
+                        f.set_text(&mut self.db).to(text.clone());
+                    }
+                }
+                None => {
+                    let f = db::SourceFile::new(&self.db, path.clone(), text.clone());
+                    self.files.insert(path.clone(), f);
+                    changed_set = true;
+                }
+            }
+        }
+        self.files.retain(|k, _| files.contains_key(k));
+        if changed_set {
+            let list: Vec<db::SourceFile> = self.files.values().copied().collect();
+            match self.workspace {
+                Some(ws) => {
+                    ws.set_files(&mut self.db).to(list);
+                }
+                None => self.workspace = Some(db::Workspace::new(&self.db, list)),
+            }
+        }
+    }
+
+    fn workspace(&mut self) -> db::Workspace {
+        match self.workspace {
+            Some(w) => w,
+            None => {
+                let w = db::Workspace::new(&self.db, Vec::new());
+                self.workspace = Some(w);
+                w
+            }
+        }
+    }
+
+    /// The parse of one file, if it is part of the session.
+    pub fn parsed(&self, path: &str) -> Option<std::sync::Arc<syntax::Parsed>> {
+        self.files.get(path).map(|f| db::parse_file(&self.db, *f).clone())
+    }
+
+    /// Diagnostics of parsing, resolution and type checking, sorted.
+    pub fn check(&mut self) -> Vec<Diagnostic> {
+        let ws = self.workspace();
+        db::check_workspace(&self.db, ws).diagnostics.clone()
+    }
+
+    /// Checks, then evaluates a pipeline to a plan and checks policies.
+    /// Returns no plan when any error was found.
+    pub fn plan(&mut self, input: &eval::EvalInput) -> (Option<plan::Plan>, Vec<Diagnostic>) {
+        let ws = self.workspace();
+        let checked = db::check_workspace(&self.db, ws);
+        let mut diags = checked.diagnostics.clone();
+        if diags.iter().any(Diagnostic::is_error) {
+            return (None, diags);
+        }
+        let plan = eval::evaluate(&checked.program, input, &mut diags);
+        if let Some(p) = &plan {
+            eval::check_policies(&checked.program, p, &mut diags);
+        }
+        diagnostics::sort(&mut diags);
+        let ok = !diags.iter().any(Diagnostic::is_error);
+        (plan.filter(|_| ok), diags)
+    }
+}
+
+/// Checks sources held in memory (module name to text).
+pub fn check(files: &BTreeMap<String, String>) -> Vec<Diagnostic> {
+    let mut s = Session::new();
+    s.set_files(files);
+    s.check()
+}
+
+/// Compiles sources held in memory to a plan.
+pub fn compile(files: &BTreeMap<String, String>, input: &eval::EvalInput) -> (Option<plan::Plan>, Vec<Diagnostic>) {
+    let mut s = Session::new();
+    s.set_files(files);
+    s.plan(input)
+}
+
+/// Runs `f` on a thread with a large stack. Pathological inputs (thousands
+/// of nested expressions) recurse deeply in every phase; this keeps them
+/// from overflowing the caller's stack.
+pub fn with_large_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(1 << 30)
+        .spawn(f)
+        .expect("spawn compiler thread")
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}

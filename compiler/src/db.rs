@@ -1,0 +1,61 @@
+//! The incremental database: thin salsa wrappers around the phases.
+//!
+//! Invariant: editing one file re-parses only that file; the project-wide
+//! check re-runs, but every unchanged file's parse is reused (tested in
+//! `tests/incremental.rs`).
+
+use crate::diagnostics::Diagnostic;
+use crate::resolve::Program;
+use crate::syntax::Parsed;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[salsa::input]
+pub struct SourceFile {
+    #[returns(ref)]
+    pub path: String,
+    #[returns(ref)]
+    pub text: String,
+}
+
+#[salsa::input]
+pub struct Workspace {
+    #[returns(ref)]
+    pub files: Vec<SourceFile>,
+}
+
+#[salsa::tracked(returns(ref))]
+pub fn parse_file(db: &dyn salsa::Database, file: SourceFile) -> Arc<Parsed> {
+    Arc::new(crate::syntax::parse(file.path(db), file.text(db)))
+}
+
+/// The checked program and all diagnostics of parsing, resolution and typing.
+#[derive(Debug)]
+pub struct Checked {
+    pub program: Program,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+#[salsa::tracked(returns(ref), no_eq)]
+pub fn check_workspace(db: &dyn salsa::Database, ws: Workspace) -> Arc<Checked> {
+    let mut diagnostics = Vec::new();
+    let mut parsed = BTreeMap::new();
+    for f in ws.files(db) {
+        let p = parse_file(db, *f).clone();
+        diagnostics.extend(p.diagnostics.iter().cloned());
+        parsed.insert(f.path(db).clone(), p);
+    }
+    let program = crate::resolve::resolve(&parsed, &mut diagnostics);
+    crate::typeck::check_program(&program, &mut diagnostics);
+    crate::diagnostics::sort(&mut diagnostics);
+    Arc::new(Checked { program, diagnostics })
+}
+
+#[salsa::db]
+#[derive(Default, Clone)]
+pub struct Database {
+    storage: salsa::Storage<Self>,
+}
+
+#[salsa::db]
+impl salsa::Database for Database {}

@@ -1,0 +1,343 @@
+//! The plan: the DAG every runtime and exporter consumes.
+//!
+//! Nodes are stored in a stable order (evaluation order, which follows the
+//! source and never the order files were listed in), ids are slugs of node
+//! names, and `needs` lists are sorted, so `weir plan --json` is
+//! byte-identical for identical inputs. Conditions that can only be decided
+//! at run time are kept as small expression trees ([`Cond`]).
+
+use crate::diagnostics::{Code, Diagnostic, Span};
+use petgraph::graph::DiGraph;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub const SCHEMA_VERSION: &str = "weir.plan/v1";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SourceRef {
+    pub file: String,
+    pub start: u32,
+    pub end: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cond {
+    Lit(serde_json::Value),
+    /// A declared value output of a node.
+    Output { node: String, name: String },
+    /// `ok` or `exit_code` of a node.
+    Status { node: String, field: String },
+    /// A field of a node's parsed report (`tests.failed`, `coverage.lines`...).
+    Report { node: String, report: String, field: String },
+    Not(Box<Cond>),
+    Neg(Box<Cond>),
+    Binary { op: String, left: Box<Cond>, right: Box<Cond> },
+    /// Text built from parts at run time.
+    Concat(Vec<Segment>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Segment {
+    /// Literal text, already quoted where needed.
+    Text(String),
+    /// A run-time value; `quote` says whether to quote it as one shell word.
+    Value { value: Cond, quote: bool },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Command {
+    /// A script for `sh -c`.
+    Shell { script: Vec<Segment> },
+    /// A program and its arguments, run without a shell.
+    Argv { args: Vec<Vec<Segment>> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Input {
+    pub kind: String,
+    pub path: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// The node and output this input comes from, if it is an upstream output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<OutputRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OutputRef {
+    pub node: String,
+    pub output: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Output {
+    pub name: String,
+    /// `file`, `dir` or `value`.
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub value_type: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub kind: String,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Requirement {
+    pub cond: Cond,
+    pub message: String,
+    pub source: SourceRef,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Default)]
+pub struct ApprovalSpec {
+    pub groups: Vec<String>,
+    pub min: i64,
+    pub not_author: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Node {
+    pub id: String,
+    pub name: String,
+    /// `step`, `gate` or `approval`.
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// Set on the steps of a stage's `on_failure` block: they run only when that stage fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_for: Option<String>,
+    pub needs: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub when: Option<Cond>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Command>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, Vec<Segment>>,
+    /// Environment variable name to secret name. Never values.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<Input>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<Output>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reports: Vec<Report>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<Requirement>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    pub retries: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff_ms: Option<u64>,
+    pub allow_failure: bool,
+    pub cache: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub source: SourceRef,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Stage {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub when: Option<Cond>,
+    pub nodes: Vec<String>,
+    pub rollback: Vec<String>,
+    pub source: SourceRef,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TriggerPlan {
+    pub kind: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Default)]
+pub struct Context {
+    pub git_branch: String,
+    pub git_sha: String,
+    pub git_tag: Option<String>,
+    pub event_kind: String,
+    pub event_actor: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub schema: String,
+    pub pipeline: String,
+    pub source: SourceRef,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub context: Context,
+    pub triggers: Vec<TriggerPlan>,
+    pub stages: Vec<Stage>,
+    pub nodes: Vec<Node>,
+}
+
+impl Plan {
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// The dependency graph, for cycle checks, rendering and scheduling.
+    pub fn graph(&self) -> DiGraph<usize, ()> {
+        let mut g = DiGraph::new();
+        let idx: Vec<_> = (0..self.nodes.len()).map(|i| g.add_node(i)).collect();
+        let by_id: BTreeMap<&str, usize> = self.nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+        for (i, n) in self.nodes.iter().enumerate() {
+            for need in &n.needs {
+                if let Some(&j) = by_id.get(need.as_str()) {
+                    g.add_edge(idx[j], idx[i], ());
+                }
+            }
+        }
+        g
+    }
+
+    /// Checks the plan's invariants: every `needs` names a node, and there is
+    /// no cycle. Plans built by the evaluator satisfy both by construction
+    /// (a value can only refer to a step evaluated before it); plans built or
+    /// edited by a host through the API are checked here.
+    pub fn validate(&self) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        let ids: std::collections::BTreeSet<&str> = self.nodes.iter().map(|n| n.id.as_str()).collect();
+        for n in &self.nodes {
+            for need in &n.needs {
+                if !ids.contains(need.as_str()) {
+                    out.push(Diagnostic::error(Code::Internal, &n.source.file, Span { start: n.source.start, end: n.source.end }, format!("node `{}` needs unknown node `{need}`", n.id)).with_label("in this node"));
+                }
+            }
+        }
+        let g = self.graph();
+        for scc in petgraph::algo::tarjan_scc(&g) {
+            let is_cycle = scc.len() > 1 || scc.first().is_some_and(|&n| g.contains_edge(n, n));
+            if !is_cycle {
+                continue;
+            }
+            let mut members: Vec<usize> = scc.iter().map(|&n| g[n]).collect();
+            members.sort_unstable();
+            let first = &self.nodes[members[0]];
+            let names = members.iter().map(|&i| format!("`{}`", self.nodes[i].name)).collect::<Vec<_>>().join(" → ");
+            let mut d = Diagnostic::error(Code::DependencyCycle, &first.source.file, Span { start: first.source.start, end: first.source.end }, format!("dependency cycle: {names} → `{}`", first.name))
+                .with_label("this step is part of a cycle")
+                .with_help("remove one of the `after:` edges or data uses that close the cycle");
+            for &i in &members[1..] {
+                let n = &self.nodes[i];
+                d = d.with_secondary(&n.source.file, Span { start: n.source.start, end: n.source.end }, format!("`{}` is in the cycle", n.name));
+            }
+            out.push(d);
+        }
+        out
+    }
+
+    /// Renders the DAG in Graphviz dot.
+    pub fn to_dot(&self) -> String {
+        let mut s = format!("digraph \"{}\" {{\n  rankdir=LR;\n", esc(&self.pipeline));
+        for st in &self.stages {
+            s.push_str(&format!("  subgraph \"cluster_{}\" {{\n    label=\"{}\";\n", esc(&st.name), esc(&st.name)));
+            for n in st.nodes.iter().chain(&st.rollback) {
+                s.push_str(&format!("    \"{}\";\n", esc(n)));
+            }
+            s.push_str("  }\n");
+        }
+        for n in &self.nodes {
+            let shape = match n.kind.as_str() {
+                "gate" => "diamond",
+                "approval" => "hexagon",
+                _ => "box",
+            };
+            s.push_str(&format!("  \"{}\" [label=\"{}\", shape={shape}];\n", esc(&n.id), esc(&n.name)));
+        }
+        for n in &self.nodes {
+            for need in &n.needs {
+                s.push_str(&format!("  \"{}\" -> \"{}\";\n", esc(need), esc(&n.id)));
+            }
+        }
+        s.push_str("}\n");
+        s
+    }
+
+    /// Renders the DAG as a Mermaid flowchart.
+    pub fn to_mermaid(&self) -> String {
+        let mid = |id: &str| id.replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+        let mut s = String::from("flowchart LR\n");
+        for n in &self.nodes {
+            let label = n.name.replace('"', "#quot;");
+            let (o, c) = match n.kind.as_str() {
+                "gate" => ("{", "}"),
+                "approval" => ("{{", "}}"),
+                _ => ("[", "]"),
+            };
+            s.push_str(&format!("  {}{o}\"{label}\"{c}\n", mid(&n.id)));
+        }
+        for n in &self.nodes {
+            for need in &n.needs {
+                s.push_str(&format!("  {} --> {}\n", mid(need), mid(&n.id)));
+            }
+        }
+        s
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Quotes a word for a POSIX shell: unchanged when it is made of safe
+/// characters only, else in single quotes.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-./:=@%+,".contains(&b)) {
+        return s.to_owned();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// A stable id from a node name.
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    let mut dash = false;
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+            dash = false;
+        } else if !dash && !out.is_empty() {
+            out.push('-');
+            dash = true;
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    if out.is_empty() {
+        out.push_str("node");
+    }
+    out
+}
