@@ -81,6 +81,11 @@ impl Formatter<'_> {
                 self.line_start();
                 self.out.push_str(&Self::comment_text(c));
                 self.out.push('\n');
+                let after = self.src.get(c.span.end as usize..).unwrap_or("");
+                let gap = &after[..after.find(|ch: char| !ch.is_whitespace()).unwrap_or(after.len())];
+                if gap.matches('\n').count() >= 2 && (c.span.end as usize) < self.src.len().min(pos as usize) {
+                    self.out.push('\n');
+                }
             }
             self.next += 1;
         }

@@ -1,0 +1,43 @@
+//! Error recovery: independent mistakes are all reported, one typo gives one
+//! diagnostic, and the rest of the file is still checked.
+
+use std::collections::BTreeMap;
+use weir_compiler::diagnostics::Code;
+
+fn check(src: &str) -> Vec<(Code, u32)> {
+    let mut files = BTreeMap::new();
+    files.insert("ci.weir".to_owned(), src.to_owned());
+    weir_compiler::check(&files).into_iter().map(|d| (d.code, d.primary.span.start)).collect()
+}
+
+#[test]
+fn three_independent_syntax_errors_are_all_reported() {
+    let src = "pipeline ci {\n  step \"a\" { run: \"x\" timeout = 5m }\n  step \"b\" { run: \"y\", retries: }\n  let c = 1 + * 2\n  step \"d\" { run: \"ok\" }\n}\n";
+    let d = check(src);
+    assert_eq!(d.len(), 3, "{d:?}");
+    assert!(d.iter().all(|(c, _)| *c == Code::SyntaxError));
+}
+
+#[test]
+fn a_typo_in_one_item_leaves_the_others_checked() {
+    // A syntax error in the first function, a type error in the pipeline.
+    let src = "fn f( -> int { 1 }\npipeline ci {\n  step \"a\" { run: 42 }\n}\n";
+    let d = check(src);
+    assert!(d.iter().any(|(c, _)| *c == Code::SyntaxError), "{d:?}");
+    assert!(d.iter().any(|(c, _)| *c == Code::TypeMismatch), "{d:?}");
+}
+
+#[test]
+fn one_misspelt_name_gives_one_diagnostic_not_a_cascade() {
+    let src = "pipeline ci {\n  let build = step \"build\" { run: \"make\", outputs: { bin: file(\"app\") } }\n  step \"test\" { run: \"./${biuld.bin}\", inputs: [biuld.bin], after: [biuld] }\n}\n";
+    let d = check(src);
+    assert_eq!(d.len(), 3, "one per use, no follow-on errors: {d:?}");
+    assert!(d.iter().all(|(c, _)| *c == Code::UnknownName));
+}
+
+#[test]
+fn unterminated_string_is_one_diagnostic() {
+    let d = check("pipeline ci {\n  step \"a { run: \"x\" }\n}\n");
+    assert!(!d.is_empty());
+    assert!(d.iter().filter(|(c, _)| *c == Code::UnterminatedString).count() <= 1, "{d:?}");
+}
