@@ -8,14 +8,19 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use weir_compiler::diagnostics::render::{render_terminal, to_json, TerminalOptions};
+use weir_compiler::diagnostics::render::{TerminalOptions, render_terminal, to_json};
 use weir_compiler::diagnostics::{Code, Diagnostic};
 use weir_compiler::eval::EvalInput;
 use weir_compiler::plan::Context;
 use weir_compiler::project::{self, LoadError};
 
 #[derive(Parser)]
-#[command(name = "weir", version, about = "Typed pipelines you can run anywhere", propagate_version = true)]
+#[command(
+    name = "weir",
+    version,
+    about = "Typed pipelines you can run anywhere",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -132,12 +137,27 @@ fn print_diags(diags: &[Diagnostic], sources: &BTreeMap<String, String>, format:
     match format {
         Format::Json => println!("{}", to_json(diags, sources)),
         Format::Human => {
-            let color = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
-            eprint!("{}", render_terminal(diags, sources, TerminalOptions { color }));
+            let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none();
+            eprint!(
+                "{}",
+                render_terminal(diags, sources, TerminalOptions { color })
+            );
             let errors = diags.iter().filter(|d| d.is_error()).count();
             let warnings = diags.len() - errors;
             if errors > 0 {
-                eprintln!("weir: {errors} error{}{}", if errors == 1 { "" } else { "s" }, if warnings > 0 { format!(", {warnings} warning{}", if warnings == 1 { "" } else { "s" }) } else { String::new() });
+                eprintln!(
+                    "weir: {errors} error{}{}",
+                    if errors == 1 { "" } else { "s" },
+                    if warnings > 0 {
+                        format!(
+                            ", {warnings} warning{}",
+                            if warnings == 1 { "" } else { "s" }
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
             }
         }
     }
@@ -158,7 +178,11 @@ fn run(cli: Cli) -> ExitCode {
                 ExitCode::from(1)
             } else {
                 if format == Format::Human {
-                    eprintln!("weir: {} file{} checked, no errors", project.files.len(), if project.files.len() == 1 { "" } else { "s" });
+                    eprintln!(
+                        "weir: {} file{} checked, no errors",
+                        project.files.len(),
+                        if project.files.len() == 1 { "" } else { "s" }
+                    );
                 }
                 ExitCode::SUCCESS
             }
@@ -176,10 +200,13 @@ fn run(cli: Cli) -> ExitCode {
         },
         Cmd::Graph { args, graph_format } => match make_plan(&args) {
             Ok(plan) => {
-                print!("{}", match graph_format {
-                    GraphFormat::Dot => plan.to_dot(),
-                    GraphFormat::Mermaid => plan.to_mermaid(),
-                });
+                print!(
+                    "{}",
+                    match graph_format {
+                        GraphFormat::Dot => plan.to_dot(),
+                        GraphFormat::Mermaid => plan.to_mermaid(),
+                    }
+                );
                 ExitCode::SUCCESS
             }
             Err(code) => code,
@@ -192,8 +219,16 @@ fn run(cli: Cli) -> ExitCode {
             }
             None => {
                 let all: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
-                let hint = weir_compiler::diagnostics::suggest(&code.to_uppercase(), all.iter().copied()).map(|s| format!("did you mean `{s}`?"));
-                io_error(format!("unknown diagnostic code `{code}`"), Some(hint.as_deref().unwrap_or("codes look like E0101; every diagnostic prints its code")))
+                let hint =
+                    weir_compiler::diagnostics::suggest(&code.to_uppercase(), all.iter().copied())
+                        .map(|s| format!("did you mean `{s}`?"));
+                io_error(
+                    format!("unknown diagnostic code `{code}`"),
+                    Some(
+                        hint.as_deref()
+                            .unwrap_or("codes look like E0101; every diagnostic prints its code"),
+                    ),
+                )
             }
         },
         Cmd::Init { dir } => init(dir),
@@ -202,12 +237,27 @@ fn run(cli: Cli) -> ExitCode {
 
 fn context(args: &PlanArgs) -> Context {
     let git = |a: &[&str]| -> Option<String> {
-        let out = std::process::Command::new("git").args(a).stderr(std::process::Stdio::null()).output().ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned()).filter(|s| !s.is_empty())
+        let out = std::process::Command::new("git")
+            .args(a)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .filter(|s| !s.is_empty())
     };
     Context {
-        git_branch: args.git_branch.clone().or_else(|| git(&["rev-parse", "--abbrev-ref", "HEAD"])).unwrap_or_default(),
-        git_sha: args.git_sha.clone().or_else(|| git(&["rev-parse", "HEAD"])).unwrap_or_default(),
+        git_branch: args
+            .git_branch
+            .clone()
+            .or_else(|| git(&["rev-parse", "--abbrev-ref", "HEAD"]))
+            .unwrap_or_default(),
+        git_sha: args
+            .git_sha
+            .clone()
+            .or_else(|| git(&["rev-parse", "HEAD"]))
+            .unwrap_or_default(),
         git_tag: args.git_tag.clone(),
         event_kind: args.event.clone(),
         event_actor: args.actor.clone(),
@@ -218,12 +268,23 @@ fn make_plan(args: &PlanArgs) -> Result<weir_compiler::plan::Plan, ExitCode> {
     let mut params = Vec::new();
     for p in &args.params {
         match p.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => params.push((k.trim().to_owned(), v.to_owned())),
-            _ => return Err(io_error(format!("invalid `--param {p}`"), Some("write params as `--param key=value`"))),
+            Some((k, v)) if !k.trim().is_empty() => {
+                params.push((k.trim().to_owned(), v.to_owned()));
+            }
+            _ => {
+                return Err(io_error(
+                    format!("invalid `--param {p}`"),
+                    Some("write params as `--param key=value`"),
+                ));
+            }
         }
     }
     let project = load(&args.paths)?;
-    let input = EvalInput { pipeline: args.pipeline.clone(), params, context: context(args) };
+    let input = EvalInput {
+        pipeline: args.pipeline.clone(),
+        params,
+        context: context(args),
+    };
     let mut session = weir_compiler::Session::new();
     session.set_files(&project.files);
     let (plan, mut diags) = session.plan(&input);
@@ -241,8 +302,16 @@ fn make_plan(args: &PlanArgs) -> Result<weir_compiler::plan::Plan, ExitCode> {
 fn summary(plan: &weir_compiler::plan::Plan) -> String {
     let mut s = format!("pipeline {} ({} nodes)\n", plan.pipeline, plan.nodes.len());
     for n in &plan.nodes {
-        let stage = n.stage.as_ref().map(|s| format!(" [{s}]")).unwrap_or_default();
-        let needs = if n.needs.is_empty() { String::new() } else { format!(" <- {}", n.needs.join(", ")) };
+        let stage = n
+            .stage
+            .as_ref()
+            .map(|s| format!(" [{s}]"))
+            .unwrap_or_default();
+        let needs = if n.needs.is_empty() {
+            String::new()
+        } else {
+            format!(" <- {}", n.needs.join(", "))
+        };
         s.push_str(&format!("  {:<8} {}{stage}{needs}\n", n.kind, n.id));
     }
     s
@@ -263,7 +332,10 @@ fn fmt_cmd(paths: &[PathBuf], check: bool) -> ExitCode {
                     if !check {
                         let path = project.root.join(name);
                         if let Err(e) = fs::write_atomic(&path, out.as_bytes()) {
-                            return io_error(format!("cannot write `{}`: {e}", path.display()), None);
+                            return io_error(
+                                format!("cannot write `{}`: {e}", path.display()),
+                                None,
+                            );
                         }
                     }
                 }
@@ -282,7 +354,11 @@ fn fmt_cmd(paths: &[PathBuf], check: bool) -> ExitCode {
             println!("formatted {c}");
         }
     }
-    if check && !changed.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if check && !changed.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 const STARTER: &str = r#"/// The starter pipeline `weir init` creates. Run it with `weir run`.
@@ -305,7 +381,10 @@ fn init(dir: Option<PathBuf>) -> ExitCode {
     let dir = dir.unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
     let path = dir.join("pipeline.weir");
     if path.exists() {
-        return io_error(format!("`{}` already exists", path.display()), Some("weir init never overwrites a file; remove it or pick another directory"));
+        return io_error(
+            format!("`{}` already exists", path.display()),
+            Some("weir init never overwrites a file; remove it or pick another directory"),
+        );
     }
     if let Err(e) = std::fs::create_dir_all(&dir) {
         return io_error(format!("cannot create `{}`: {e}", dir.display()), None);

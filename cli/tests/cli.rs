@@ -4,15 +4,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn weir(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir")).args(args).current_dir(cwd).env("NO_COLOR", "1").output().expect("run weir")
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run weir")
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn examples() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("examples")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir() && std::fs::read_dir(p).unwrap().any(|f| f.unwrap().path().extension().is_some_and(|x| x == "weir"))).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.is_dir()
+                && std::fs::read_dir(p)
+                    .unwrap()
+                    .any(|f| f.unwrap().path().extension().is_some_and(|x| x == "weir"))
+        })
+        .collect();
     v.sort();
     v
 }
@@ -24,7 +41,14 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-const CTX: &[&str] = &["--git-branch", "main", "--git-sha", "0123456789abcdef", "--event", "push"];
+const CTX: &[&str] = &[
+    "--git-branch",
+    "main",
+    "--git-sha",
+    "0123456789abcdef",
+    "--event",
+    "push",
+];
 
 #[test]
 fn every_example_checks_clean_formats_as_a_no_op_and_plans() {
@@ -33,13 +57,25 @@ fn every_example_checks_clean_formats_as_a_no_op_and_plans() {
     for dir in ex {
         let d = dir.to_str().unwrap();
         let out = weir(&["check", d], &root());
-        assert!(out.status.success(), "check {d}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "check {d}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let out = weir(&["fmt", "--check", d], &root());
-        assert!(out.status.success(), "fmt --check {d}: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "fmt --check {d}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         let mut args = vec!["plan", d, "--json"];
         args.extend(CTX);
         let out = weir(&args, &root());
-        assert!(out.status.success(), "plan {d}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "plan {d}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(plan["schema"], "weir.plan/v1");
         assert!(!plan["nodes"].as_array().unwrap().is_empty());
@@ -58,7 +94,11 @@ fn plan_json_is_byte_identical_across_runs_and_file_orders() {
         args.extend(CTX.iter().map(|s| (*s).to_owned()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = weir(&args, &dir);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     };
     let first = run(&[&a, &b]);
@@ -67,20 +107,59 @@ fn plan_json_is_byte_identical_across_runs_and_file_orders() {
     assert_eq!(first, second);
     assert_eq!(first, reordered);
     // The directory form lists files itself; it must agree too.
-    let out = weir(&["plan", "--json", "--git-branch", "main", "--git-sha", "0123456789abcdef", "--event", "push"], &dir);
+    let out = weir(
+        &[
+            "plan",
+            "--json",
+            "--git-branch",
+            "main",
+            "--git-sha",
+            "0123456789abcdef",
+            "--event",
+            "push",
+        ],
+        &dir,
+    );
     assert_eq!(first, out.stdout);
 }
 
 #[test]
 fn graph_renders_dot_and_mermaid() {
     let d = root().join("examples/hello");
-    let out = weir(&["graph", d.to_str().unwrap(), "--graph-format", "dot", "--git-branch", "main", "--git-sha", "x"], &root());
+    let out = weir(
+        &[
+            "graph",
+            d.to_str().unwrap(),
+            "--graph-format",
+            "dot",
+            "--git-branch",
+            "main",
+            "--git-sha",
+            "x",
+        ],
+        &root(),
+    );
     let dot = String::from_utf8(out.stdout).unwrap();
     assert!(dot.starts_with("digraph \"hello\""), "{dot}");
     assert!(dot.contains("\"greet\" -> \"show\""), "{dot}");
-    let out = weir(&["graph", d.to_str().unwrap(), "--graph-format", "mermaid", "--git-branch", "main", "--git-sha", "x"], &root());
+    let out = weir(
+        &[
+            "graph",
+            d.to_str().unwrap(),
+            "--graph-format",
+            "mermaid",
+            "--git-branch",
+            "main",
+            "--git-sha",
+            "x",
+        ],
+        &root(),
+    );
     let m = String::from_utf8(out.stdout).unwrap();
-    assert!(m.starts_with("flowchart LR") && m.contains("greet --> show"), "{m}");
+    assert!(
+        m.starts_with("flowchart LR") && m.contains("greet --> show"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -97,7 +176,11 @@ fn init_scaffolds_a_pipeline_that_checks_clean_and_never_overwrites() {
     let d = tmp("init");
     assert!(weir(&["init"], &d).status.success());
     let out = weir(&["check"], &d);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = weir(&["init"], &d);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
@@ -115,7 +198,10 @@ fn bad_paths_and_flags_exit_2_with_a_message() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("E0501"));
     let out = weir(&["check", "--no-such-flag"], &d);
     assert_eq!(out.status.code(), Some(2));
-    let out = weir(&["plan", "--param", "novalue"], &root().join("examples/hello"));
+    let out = weir(
+        &["plan", "--param", "novalue"],
+        &root().join("examples/hello"),
+    );
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -144,9 +230,19 @@ fn expect_diagnostics_not_panic(name: &str, bytes: &[u8]) {
     std::fs::write(d.join("input.weir"), bytes).unwrap();
     let out = weir(&["check", "input.weir"], &d);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{name}: expected diagnostics and exit 1, got {:?}: {}", out.status.code(), &err[..err.len().min(2000)]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{name}: expected diagnostics and exit 1, got {:?}: {}",
+        out.status.code(),
+        &err[..err.len().min(2000)]
+    );
     assert!(!err.contains("panicked"), "{name} panicked: {err}");
-    assert!(err.contains("error["), "{name}: no diagnostic in {}", &err[..err.len().min(2000)]);
+    assert!(
+        err.contains("error["),
+        "{name}: no diagnostic in {}",
+        &err[..err.len().min(2000)]
+    );
 }
 
 #[test]
@@ -154,12 +250,35 @@ fn hostile_inputs_give_diagnostics_never_panics() {
     // Invalid UTF-8.
     expect_diagnostics_not_panic("utf8", b"pipeline ci { step \"a\xff\xfe\" { run: \"x\" } }");
     // 10,000-deep nesting of every bracket kind, and a 10,000-deep chain.
-    expect_diagnostics_not_panic("parens", format!("let x = {}1{}", "(".repeat(10_000), ")".repeat(10_000)).as_bytes());
-    expect_diagnostics_not_panic("lists", format!("let x = {}{}", "[".repeat(10_000), "]".repeat(10_000)).as_bytes());
-    expect_diagnostics_not_panic("blocks", format!("fn f() -> int {}1{}", "{ if true ".repeat(10_000), " }".repeat(10_000)).as_bytes());
-    expect_diagnostics_not_panic("chain", format!("let x = 1{}", " + 1".repeat(10_000)).as_bytes());
-    expect_diagnostics_not_panic("unary", format!("let x = {}true", "!".repeat(10_000)).as_bytes());
-    expect_diagnostics_not_panic("interp", format!("let x = {}", "\"${".repeat(5_000)).as_bytes());
+    expect_diagnostics_not_panic(
+        "parens",
+        format!("let x = {}1{}", "(".repeat(10_000), ")".repeat(10_000)).as_bytes(),
+    );
+    expect_diagnostics_not_panic(
+        "lists",
+        format!("let x = {}{}", "[".repeat(10_000), "]".repeat(10_000)).as_bytes(),
+    );
+    expect_diagnostics_not_panic(
+        "blocks",
+        format!(
+            "fn f() -> int {}1{}",
+            "{ if true ".repeat(10_000),
+            " }".repeat(10_000)
+        )
+        .as_bytes(),
+    );
+    expect_diagnostics_not_panic(
+        "chain",
+        format!("let x = 1{}", " + 1".repeat(10_000)).as_bytes(),
+    );
+    expect_diagnostics_not_panic(
+        "unary",
+        format!("let x = {}true", "!".repeat(10_000)).as_bytes(),
+    );
+    expect_diagnostics_not_panic(
+        "interp",
+        format!("let x = {}", "\"${".repeat(5_000)).as_bytes(),
+    );
     // A 5 MB file of steps with one mistake at the end.
     let mut big = String::from("pipeline ci {\n");
     let mut i = 0;
@@ -211,7 +330,10 @@ fn mutated_examples_give_diagnostics_never_panics() {
                 _ => m.insert(a, b"{}[]()\"$@#"[(next() as usize) % 10]),
             }
             m.extend_from_slice(b"\nlet = \n");
-            expect_diagnostics_not_panic(&format!("mut-{}-{k}", dir.file_name().unwrap().to_string_lossy()), &m);
+            expect_diagnostics_not_panic(
+                &format!("mut-{}-{k}", dir.file_name().unwrap().to_string_lossy()),
+                &m,
+            );
         }
     }
 }

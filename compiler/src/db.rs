@@ -48,7 +48,10 @@ pub fn check_workspace(db: &dyn salsa::Database, ws: Workspace) -> Arc<Checked> 
     let program = crate::resolve::resolve(&parsed, &mut diagnostics);
     crate::typeck::check_program(&program, &mut diagnostics);
     crate::diagnostics::sort(&mut diagnostics);
-    Arc::new(Checked { program, diagnostics })
+    Arc::new(Checked {
+        program,
+        diagnostics,
+    })
 }
 
 #[salsa::db]

@@ -11,7 +11,10 @@
 //! value has an unexpected shape it yields [`V::Error`] and moves on.
 
 use crate::diagnostics::{Code, Diagnostic, Span};
-use crate::plan::{self, Command, Cond, Context, Input, Node, OutputRef, Plan, Segment, SourceRef, Stage, TriggerPlan};
+use crate::plan::{
+    self, Command, Cond, Context, Input, Node, OutputRef, Plan, Segment, SourceRef, Stage,
+    TriggerPlan,
+};
 use crate::resolve::{Import, Program};
 use crate::syntax::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -41,10 +44,22 @@ pub enum V {
     EnumType(String),
     None,
     Secret(String),
-    Dir { path: String, include: Vec<String>, exclude: Vec<String>, from: Option<(usize, String)> },
-    File { path: String, from: Option<(usize, String)> },
+    Dir {
+        path: String,
+        include: Vec<String>,
+        exclude: Vec<String>,
+        from: Option<(usize, String)>,
+    },
+    File {
+        path: String,
+        from: Option<(usize, String)>,
+    },
     ValueDecl(String),
-    Report { kind: String, path: String, format: Option<String> },
+    Report {
+        kind: String,
+        path: String,
+        format: Option<String>,
+    },
     Node(usize),
     Fn(String, String),
     Builtin(String),
@@ -116,7 +131,7 @@ pub fn fmt_duration(ms: u64) -> String {
     if ms == 0 {
         return "0s".into();
     }
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let mut s = ms / 1000;
@@ -131,13 +146,23 @@ pub fn fmt_duration(ms: u64) -> String {
 }
 
 pub fn fmt_size(b: u64) -> String {
-    for (unit, len) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if b >= len && b % len == 0 {
+    for (unit, len) in [
+        ("TiB", 1u64 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ] {
+        if b >= len && b.is_multiple_of(len) {
             return format!("{}{unit}", b / len);
         }
     }
-    for (unit, len) in [("TB", 1_000_000_000_000u64), ("GB", 1_000_000_000), ("MB", 1_000_000), ("KB", 1000)] {
-        if b >= len && b % len == 0 {
+    for (unit, len) in [
+        ("TB", 1_000_000_000_000u64),
+        ("GB", 1_000_000_000),
+        ("MB", 1_000_000),
+        ("KB", 1000),
+    ] {
+        if b >= len && b.is_multiple_of(len) {
             return format!("{}{unit}", b / len);
         }
     }
@@ -145,7 +170,15 @@ pub fn fmt_size(b: u64) -> String {
 }
 
 pub fn fmt_percent(p: i64) -> String {
-    if p % 100 == 0 { format!("{}%", p / 100) } else { format!("{}.{:02}%", p / 100, (p % 100).abs()).trim_end_matches('0').to_owned() + "%" }.replace("%%", "%")
+    if p % 100 == 0 {
+        format!("{}%", p / 100)
+    } else {
+        format!("{}.{:02}%", p / 100, (p % 100).abs())
+            .trim_end_matches('0')
+            .to_owned()
+            + "%"
+    }
+    .replace("%%", "%")
 }
 
 /// Inputs of an evaluation besides the sources.
@@ -192,12 +225,27 @@ pub fn evaluate(program: &Program, input: &EvalInput, diags: &mut Vec<Diagnostic
         Some(name) => match pipelines.iter().find(|(_, _, p)| &p.name.name == name) {
             Some(p) => *p,
             None => {
-                let names: Vec<&str> = pipelines.iter().map(|(_, _, p)| p.name.name.as_str()).collect();
-                let mut d = Diagnostic::error(Code::UnknownPipeline, "", Span::default(), format!("no pipeline named `{name}`"));
+                let names: Vec<&str> = pipelines
+                    .iter()
+                    .map(|(_, _, p)| p.name.name.as_str())
+                    .collect();
+                let mut d = Diagnostic::error(
+                    Code::UnknownPipeline,
+                    "",
+                    Span::default(),
+                    format!("no pipeline named `{name}`"),
+                );
                 d = match crate::diagnostics::suggest(name, names.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
                     None if names.is_empty() => d.with_note("the project declares no pipeline"),
-                    None => d.with_note(format!("the pipelines are {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))),
+                    None => d.with_note(format!(
+                        "the pipelines are {}",
+                        names
+                            .iter()
+                            .map(|n| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
                 };
                 diags.push(d);
                 return None;
@@ -210,11 +258,36 @@ pub fn evaluate(program: &Program, input: &EvalInput, diags: &mut Vec<Diagnostic
             } else if defaults.len() == 1 {
                 *defaults[0]
             } else if pipelines.is_empty() {
-                diags.push(Diagnostic::error(Code::NoPipeline, "", Span::default(), "the project declares no pipeline").with_help("add one: `pipeline ci { step \"hello\" { run: \"echo hello\" } }`"));
+                diags.push(
+                    Diagnostic::error(
+                        Code::NoPipeline,
+                        "",
+                        Span::default(),
+                        "the project declares no pipeline",
+                    )
+                    .with_help("add one: `pipeline ci { step \"hello\" { run: \"echo hello\" } }`"),
+                );
                 return None;
             } else {
-                let names: Vec<String> = pipelines.iter().map(|(_, _, p)| format!("`{}`", p.name.name)).collect();
-                diags.push(Diagnostic::error(Code::NoPipeline, "", Span::default(), format!("the project has {} pipelines and none is marked `default`", pipelines.len())).with_note(format!("the pipelines are {}", names.join(", "))).with_help("name one with `--pipeline NAME`, or mark one `default pipeline ...`"));
+                let names: Vec<String> = pipelines
+                    .iter()
+                    .map(|(_, _, p)| format!("`{}`", p.name.name))
+                    .collect();
+                diags.push(
+                    Diagnostic::error(
+                        Code::NoPipeline,
+                        "",
+                        Span::default(),
+                        format!(
+                            "the project has {} pipelines and none is marked `default`",
+                            pipelines.len()
+                        ),
+                    )
+                    .with_note(format!("the pipelines are {}", names.join(", ")))
+                    .with_help(
+                        "name one with `--pipeline NAME`, or mark one `default pipeline ...`",
+                    ),
+                );
                 return None;
             }
         }
@@ -257,11 +330,17 @@ pub fn evaluate(program: &Program, input: &EvalInput, diags: &mut Vec<Diagnostic
                 _ => &[],
             };
             for (i, a) in t.args.iter().enumerate() {
-                let key = a.name.as_ref().map_or_else(|| names.get(i).copied().unwrap_or("arg").to_owned(), |n| n.name.clone());
+                let key = a.name.as_ref().map_or_else(
+                    || names.get(i).copied().unwrap_or("arg").to_owned(),
+                    |n| n.name.clone(),
+                );
                 let v = ev.expr(&a.value);
                 args.insert(key, v.to_json());
             }
-            TriggerPlan { kind: t.kind.name.clone(), args }
+            TriggerPlan {
+                kind: t.kind.name.clone(),
+                args,
+            }
         })
         .collect();
     ev.block(&decl.body, false);
@@ -273,7 +352,11 @@ pub fn evaluate(program: &Program, input: &EvalInput, diags: &mut Vec<Diagnostic
     let plan = Plan {
         schema: plan::SCHEMA_VERSION.to_owned(),
         pipeline: decl.name.name.clone(),
-        source: SourceRef { file: file.to_owned(), start: item.span.start, end: item.span.end },
+        source: SourceRef {
+            file: file.to_owned(),
+            start: item.span.start,
+            end: item.span.end,
+        },
         params: params_json,
         context: input.context.clone(),
         triggers,
@@ -288,7 +371,7 @@ pub fn evaluate(program: &Program, input: &EvalInput, diags: &mut Vec<Diagnostic
     Some(plan)
 }
 
-impl<'a> Eval<'a> {
+impl Eval<'_> {
     fn error(&mut self, d: Diagnostic) -> V {
         if d.is_error() {
             self.failed = true;
@@ -305,7 +388,11 @@ impl<'a> Eval<'a> {
         self.error(d)
     }
 
-    fn bind_params(&mut self, file: &str, given: &[(String, String)]) -> BTreeMap<String, serde_json::Value> {
+    fn bind_params(
+        &mut self,
+        file: &str,
+        given: &[(String, String)],
+    ) -> BTreeMap<String, serde_json::Value> {
         let m = &self.program.modules[file];
         let mut decls: Vec<&ParamDecl> = Vec::new();
         for item in &m.parsed.module.items {
@@ -315,30 +402,62 @@ impl<'a> Eval<'a> {
         }
         for (k, _) in given {
             if !decls.iter().any(|p| &p.name.name == k) {
-                let mut d = Diagnostic::error(Code::UnknownParam, "", Span::default(), format!("unknown param `{k}`"));
-                d = match crate::diagnostics::suggest(k, decls.iter().map(|p| p.name.name.as_str())) {
+                let mut d = Diagnostic::error(
+                    Code::UnknownParam,
+                    "",
+                    Span::default(),
+                    format!("unknown param `{k}`"),
+                );
+                d = match crate::diagnostics::suggest(k, decls.iter().map(|p| p.name.name.as_str()))
+                {
                     Some(s) => d.with_help(format!("did you mean `--param {s}=...`?")),
-                    None if decls.is_empty() => d.with_note("this pipeline's module declares no params"),
-                    None => d.with_note(format!("the params are {}", decls.iter().map(|p| format!("`{}`", p.name.name)).collect::<Vec<_>>().join(", "))),
+                    None if decls.is_empty() => {
+                        d.with_note("this pipeline's module declares no params")
+                    }
+                    None => d.with_note(format!(
+                        "the params are {}",
+                        decls
+                            .iter()
+                            .map(|p| format!("`{}`", p.name.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
                 };
                 self.error(d);
             }
         }
         let mut out = BTreeMap::new();
         for p in decls {
-            let given_v = given.iter().rev().find(|(k, _)| k == &p.name.name).map(|(_, v)| v.clone());
+            let given_v = given
+                .iter()
+                .rev()
+                .find(|(k, _)| k == &p.name.name)
+                .map(|(_, v)| v.clone());
             let v = match given_v {
                 Some(text) => match self.parse_param(p, &text) {
                     Ok(v) => v,
                     Err(why) => {
-                        let d = Diagnostic::error(Code::InvalidParamValue, &self.file.clone(), p.name.span, format!("invalid value `{text}` for param `{}`: {why}", p.name.name)).with_label(format!("declared as `{}` here", type_text(&p.ty)));
+                        let d = Diagnostic::error(
+                            Code::InvalidParamValue,
+                            &self.file.clone(),
+                            p.name.span,
+                            format!("invalid value `{text}` for param `{}`: {why}", p.name.name),
+                        )
+                        .with_label(format!("declared as `{}` here", type_text(&p.ty)));
                         self.error(d)
                     }
                 },
                 None => match &p.default {
                     Some(d) => self.expr(d),
                     None => {
-                        let d = Diagnostic::error(Code::MissingParam, &self.file.clone(), p.name.span, format!("param `{}` has no default and was not given", p.name.name)).with_label("declared here").with_help(format!("pass it: `--param {}=...`", p.name.name));
+                        let d = Diagnostic::error(
+                            Code::MissingParam,
+                            &self.file.clone(),
+                            p.name.span,
+                            format!("param `{}` has no default and was not given", p.name.name),
+                        )
+                        .with_label("declared here")
+                        .with_help(format!("pass it: `--param {}=...`", p.name.name));
                         self.error(d)
                     }
                 },
@@ -387,9 +506,15 @@ impl<'a> Eval<'a> {
             "git" => V::Record(vec![
                 ("branch".into(), V::text(self.context.git_branch.clone())),
                 ("sha".into(), V::text(self.context.git_sha.clone())),
-                ("tag".into(), self.context.git_tag.clone().map_or(V::None, V::text)),
+                (
+                    "tag".into(),
+                    self.context.git_tag.clone().map_or(V::None, V::text),
+                ),
             ]),
-            "event" => V::Record(vec![("kind".into(), V::text(self.context.event_kind.clone())), ("actor".into(), V::text(self.context.event_actor.clone()))]),
+            "event" => V::Record(vec![
+                ("kind".into(), V::text(self.context.event_kind.clone())),
+                ("actor".into(), V::text(self.context.event_actor.clone())),
+            ]),
             n if crate::typeck::builtin(n).is_some() => V::Builtin(n.to_owned()),
             _ => V::Error,
         }
@@ -486,13 +611,26 @@ impl<'a> Eval<'a> {
             let saved_rb = self.rollback_for.replace(st.name.name.clone());
             let rb_start = self.nodes.len();
             self.block(f, true);
-            rollback = self.nodes[rb_start..].iter().map(|n| n.id.clone()).collect();
+            rollback = self.nodes[rb_start..]
+                .iter()
+                .map(|n| n.id.clone())
+                .collect();
             self.rollback_for = saved_rb;
             self.barriers = saved_barriers;
         }
         self.stage = saved_stage;
         self.stage_skip = saved_skip;
-        self.stages.push(Stage { name: st.name.name.clone(), when: cond, nodes: body_nodes, rollback, source: SourceRef { file: self.file.clone(), start: st.span.start, end: st.span.end } });
+        self.stages.push(Stage {
+            name: st.name.name.clone(),
+            when: cond,
+            nodes: body_nodes,
+            rollback,
+            source: SourceRef {
+                file: self.file.clone(),
+                start: st.span.start,
+                end: st.span.end,
+            },
+        });
     }
 
     fn expr(&mut self, e: &Expr) -> V {
@@ -528,7 +666,12 @@ impl<'a> Eval<'a> {
             }
             ExprKind::Call { callee, args } => self.call(callee, args, e.span),
             ExprKind::List(items) => V::List(items.iter().map(|i| self.expr(i)).collect()),
-            ExprKind::Record(fields) => V::Record(fields.iter().map(|f| (f.name.name.clone(), self.expr(&f.value))).collect()),
+            ExprKind::Record(fields) => V::Record(
+                fields
+                    .iter()
+                    .map(|f| (f.name.name.clone(), self.expr(&f.value)))
+                    .collect(),
+            ),
             ExprKind::Unary(op, x) => {
                 let v = self.expr(x);
                 match (op, v) {
@@ -563,13 +706,16 @@ impl<'a> Eval<'a> {
             ExprKind::Match { scrutinee, arms } => {
                 let v = self.expr(scrutinee);
                 if v.is_rt() {
-                    return self.runtime_at_plan_time(scrutinee.span, "the value a `match` inspects");
+                    return self
+                        .runtime_at_plan_time(scrutinee.span, "the value a `match` inspects");
                 }
                 for arm in arms {
                     for p in &arm.patterns {
                         let hit = match p {
                             Pattern::Wildcard(_) => true,
-                            Pattern::Path(path, _) => matches!(&v, V::Enum(_, var) if path.last().is_some_and(|l| &l.name == var)),
+                            Pattern::Path(path, _) => {
+                                matches!(&v, V::Enum(_, var) if path.last().is_some_and(|l| &l.name == var))
+                            }
                             Pattern::Literal(lit) => {
                                 let lv = self.expr(lit);
                                 values_equal(&lv, &v)
@@ -583,9 +729,8 @@ impl<'a> Eval<'a> {
                 V::Error
             }
             ExprKind::For { var, iter, body } => {
-                let items = match self.expr(iter) {
-                    V::List(items) => items,
-                    _ => return V::Error,
+                let V::List(items) = self.expr(iter) else {
+                    return V::Error;
                 };
                 let mut out = Vec::with_capacity(items.len());
                 for it in items {
@@ -596,17 +741,30 @@ impl<'a> Eval<'a> {
                 }
                 V::List(out)
             }
-            ExprKind::Node { kind, name, fields, requires, .. } => self.node(*kind, name, fields, requires, e.span),
+            ExprKind::Node {
+                kind,
+                name,
+                fields,
+                requires,
+                ..
+            } => self.node(*kind, name, fields, requires, e.span),
         }
     }
 
     fn field(&mut self, b: V, f: &str) -> V {
         match b {
-            V::Record(fs) => fs.into_iter().find(|(n, _)| n == f).map_or(V::Error, |(_, v)| v),
+            V::Record(fs) => fs
+                .into_iter()
+                .find(|(n, _)| n == f)
+                .map_or(V::Error, |(_, v)| v),
             V::EnumType(en) => V::Enum(en, f.to_owned()),
             V::Module(path) => {
-                let Some(m) = self.program.modules.get(&path) else { return V::Error };
-                let Some(&idx) = m.items.get(f) else { return V::Error };
+                let Some(m) = self.program.modules.get(&path) else {
+                    return V::Error;
+                };
+                let Some(&idx) = m.items.get(f) else {
+                    return V::Error;
+                };
                 match &m.parsed.module.items[idx].kind {
                     ItemKind::Fn(_) => V::Fn(path, f.to_owned()),
                     ItemKind::Let(l) => self.module_let(&path, f, l),
@@ -621,12 +779,40 @@ impl<'a> Eval<'a> {
             V::Node(i) => {
                 let id = self.nodes[i].id.clone();
                 match f {
-                    "ok" | "exit_code" => V::Rt(Cond::Status { node: id, field: f.to_owned() }),
-                    "tests" | "coverage" | "findings" => V::Record(report_fields(f).iter().map(|rf| ((*rf).to_owned(), V::Rt(Cond::Report { node: id.clone(), report: f.to_owned(), field: (*rf).to_owned() }))).collect()),
+                    "ok" | "exit_code" => V::Rt(Cond::Status {
+                        node: id,
+                        field: f.to_owned(),
+                    }),
+                    "tests" | "coverage" | "findings" => V::Record(
+                        report_fields(f)
+                            .iter()
+                            .map(|rf| {
+                                (
+                                    (*rf).to_owned(),
+                                    V::Rt(Cond::Report {
+                                        node: id.clone(),
+                                        report: f.to_owned(),
+                                        field: (*rf).to_owned(),
+                                    }),
+                                )
+                            })
+                            .collect(),
+                    ),
                     _ => match self.nodes[i].outputs.iter().find(|o| o.name == f) {
-                        Some(o) if o.kind == "file" => V::File { path: o.path.clone().unwrap_or_default(), from: Some((i, f.to_owned())) },
-                        Some(o) if o.kind == "dir" => V::Dir { path: o.path.clone().unwrap_or_default(), include: Vec::new(), exclude: Vec::new(), from: Some((i, f.to_owned())) },
-                        Some(_) => V::Rt(Cond::Output { node: id, name: f.to_owned() }),
+                        Some(o) if o.kind == "file" => V::File {
+                            path: o.path.clone().unwrap_or_default(),
+                            from: Some((i, f.to_owned())),
+                        },
+                        Some(o) if o.kind == "dir" => V::Dir {
+                            path: o.path.clone().unwrap_or_default(),
+                            include: Vec::new(),
+                            exclude: Vec::new(),
+                            from: Some((i, f.to_owned())),
+                        },
+                        Some(_) => V::Rt(Cond::Output {
+                            node: id,
+                            name: f.to_owned(),
+                        }),
                         None => V::Error,
                     },
                 }
@@ -637,10 +823,20 @@ impl<'a> Eval<'a> {
 
     fn binary(&mut self, op: BinOp, a: V, b: V, span: Span) -> V {
         if a.is_rt() || b.is_rt() {
-            return V::Rt(Cond::Binary { op: op.as_str().to_owned(), left: Box::new(to_cond(&a)), right: Box::new(to_cond(&b)) });
+            return V::Rt(Cond::Binary {
+                op: op.as_str().to_owned(),
+                left: Box::new(to_cond(&a)),
+                right: Box::new(to_cond(&b)),
+            });
         }
         let overflow = |s: &mut Self| {
-            let d = Diagnostic::error(Code::EvaluationError, &s.file.clone(), span, "arithmetic overflow").with_label("this computation overflows");
+            let d = Diagnostic::error(
+                Code::EvaluationError,
+                &s.file.clone(),
+                span,
+                "arithmetic overflow",
+            )
+            .with_label("this computation overflows");
             s.error(d)
         };
         match (op, &a, &b) {
@@ -648,14 +844,30 @@ impl<'a> Eval<'a> {
             (BinOp::Add, V::List(x), V::List(y)) => V::List(x.iter().chain(y).cloned().collect()),
             (BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div, _, _) => {
                 let (x, y, wrap): (i128, i128, fn(i128) -> V) = match (&a, &b) {
-                    (V::Int(x), V::Int(y)) => (i128::from(*x), i128::from(*y), |v| V::Int(v as i64)),
-                    (V::Duration(x), V::Duration(y)) => (i128::from(*x), i128::from(*y), |v| V::Duration(v as u64)),
-                    (V::Duration(x), V::Int(y)) => (i128::from(*x), i128::from(*y), |v| V::Duration(v as u64)),
-                    (V::Int(x), V::Duration(y)) => (i128::from(*x), i128::from(*y), |v| V::Duration(v as u64)),
-                    (V::Size(x), V::Size(y)) => (i128::from(*x), i128::from(*y), |v| V::Size(v as u64)),
-                    (V::Size(x), V::Int(y)) => (i128::from(*x), i128::from(*y), |v| V::Size(v as u64)),
-                    (V::Percent(x), V::Percent(y)) => (i128::from(*x), i128::from(*y), |v| V::Percent(v as i64)),
-                    (V::Percent(x), V::Int(y)) => (i128::from(*x), i128::from(*y), |v| V::Percent(v as i64)),
+                    (V::Int(x), V::Int(y)) => {
+                        (i128::from(*x), i128::from(*y), |v| V::Int(v as i64))
+                    }
+                    (V::Duration(x), V::Duration(y)) => {
+                        (i128::from(*x), i128::from(*y), |v| V::Duration(v as u64))
+                    }
+                    (V::Duration(x), V::Int(y)) => {
+                        (i128::from(*x), i128::from(*y), |v| V::Duration(v as u64))
+                    }
+                    (V::Int(x), V::Duration(y)) => {
+                        (i128::from(*x), i128::from(*y), |v| V::Duration(v as u64))
+                    }
+                    (V::Size(x), V::Size(y)) => {
+                        (i128::from(*x), i128::from(*y), |v| V::Size(v as u64))
+                    }
+                    (V::Size(x), V::Int(y)) => {
+                        (i128::from(*x), i128::from(*y), |v| V::Size(v as u64))
+                    }
+                    (V::Percent(x), V::Percent(y)) => {
+                        (i128::from(*x), i128::from(*y), |v| V::Percent(v as i64))
+                    }
+                    (V::Percent(x), V::Int(y)) => {
+                        (i128::from(*x), i128::from(*y), |v| V::Percent(v as i64))
+                    }
                     _ => return V::Error,
                 };
                 let r = match op {
@@ -664,13 +876,23 @@ impl<'a> Eval<'a> {
                     BinOp::Mul => x * y,
                     _ => {
                         if y == 0 {
-                            let d = Diagnostic::error(Code::EvaluationError, &self.file.clone(), span, "division by zero").with_label("the divisor is zero");
+                            let d = Diagnostic::error(
+                                Code::EvaluationError,
+                                &self.file.clone(),
+                                span,
+                                "division by zero",
+                            )
+                            .with_label("the divisor is zero");
                             return self.error(d);
                         }
                         x / y
                     }
                 };
-                let limit = if matches!(a, V::Int(_) | V::Percent(_)) { (i128::from(i64::MIN), i128::from(i64::MAX)) } else { (0, i128::from(u64::MAX)) };
+                let limit = if matches!(a, V::Int(_) | V::Percent(_)) {
+                    (i128::from(i64::MIN), i128::from(i64::MAX))
+                } else {
+                    (0, i128::from(u64::MAX))
+                };
                 if r < limit.0 || r > limit.1 {
                     return overflow(self);
                 }
@@ -706,9 +928,15 @@ impl<'a> Eval<'a> {
         match c {
             V::Builtin(name) => self.builtin(&name, args),
             V::Fn(module, name) => {
-                let Some(m) = self.program.modules.get(&module) else { return V::Error };
-                let Some(&idx) = m.items.get(&name) else { return V::Error };
-                let ItemKind::Fn(f) = &m.parsed.module.items[idx].kind else { return V::Error };
+                let Some(m) = self.program.modules.get(&module) else {
+                    return V::Error;
+                };
+                let Some(&idx) = m.items.get(&name) else {
+                    return V::Error;
+                };
+                let ItemKind::Fn(f) = &m.parsed.module.items[idx].kind else {
+                    return V::Error;
+                };
                 if self.depth >= MAX_CALL_DEPTH {
                     let d = Diagnostic::error(Code::RecursionLimit, &self.file.clone(), span, format!("calls nest deeper than {MAX_CALL_DEPTH} levels"))
                         .with_label(format!("this call to `{name}` is {MAX_CALL_DEPTH} calls deep"))
@@ -767,7 +995,10 @@ impl<'a> Eval<'a> {
         let mut pos = 0;
         for a in args {
             let idx = match &a.name {
-                Some(n) => b.params.iter().position(|(p, _)| p.trim_end_matches('=') == n.name),
+                Some(n) => b
+                    .params
+                    .iter()
+                    .position(|(p, _)| p.trim_end_matches('=') == n.name),
                 None => {
                     pos += 1;
                     Some(pos - 1)
@@ -795,18 +1026,45 @@ impl<'a> Eval<'a> {
         let text = |v: Option<V>| v.map(|v| v.plain()).unwrap_or_default();
         match name {
             "secret" => V::Secret(text(arg(0))),
-            "workspace" => V::Dir { path: ".".into(), include: strs(arg(0)), exclude: strs(arg(1)), from: None },
-            "dir" => V::Dir { path: text(arg(0)), include: Vec::new(), exclude: strs(arg(1)), from: None },
-            "file" => V::File { path: text(arg(0)), from: None },
+            "workspace" => V::Dir {
+                path: ".".into(),
+                include: strs(arg(0)),
+                exclude: strs(arg(1)),
+                from: None,
+            },
+            "dir" => V::Dir {
+                path: text(arg(0)),
+                include: Vec::new(),
+                exclude: strs(arg(1)),
+                from: None,
+            },
+            "file" => V::File {
+                path: text(arg(0)),
+                from: None,
+            },
             "value" => V::ValueDecl(text(arg(0))),
-            "junit" => V::Report { kind: "junit".into(), path: text(arg(0)), format: None },
-            "sarif" => V::Report { kind: "sarif".into(), path: text(arg(0)), format: None },
-            "coverage" => V::Report { kind: "coverage".into(), path: text(arg(0)), format: Some(arg(1).map_or_else(|| "lcov".to_owned(), |v| v.plain())) },
+            "junit" => V::Report {
+                kind: "junit".into(),
+                path: text(arg(0)),
+                format: None,
+            },
+            "sarif" => V::Report {
+                kind: "sarif".into(),
+                path: text(arg(0)),
+                format: None,
+            },
+            "coverage" => V::Report {
+                kind: "coverage".into(),
+                path: text(arg(0)),
+                format: Some(arg(1).map_or_else(|| "lcov".to_owned(), |v| v.plain())),
+            },
             "raw" => match arg(0) {
                 Some(v) if v.is_rt() => V::Str(vec![Seg::Rt(to_cond(&v), false)]),
                 v => V::Raw(text(v)),
             },
-            "join" => V::text(strs(arg(0)).join(&arg(1).map_or_else(|| " ".to_owned(), |v| v.plain()))),
+            "join" => {
+                V::text(strs(arg(0)).join(&arg(1).map_or_else(|| " ".to_owned(), |v| v.plain())))
+            }
             "len" => match arg(0) {
                 Some(V::List(items)) => V::Int(items.len() as i64),
                 Some(v) => V::Int(v.plain().chars().count() as i64),
@@ -816,7 +1074,9 @@ impl<'a> Eval<'a> {
             "upper" => V::text(text(arg(0)).to_ascii_uppercase()),
             "lower" => V::text(text(arg(0)).to_ascii_lowercase()),
             "contains" => match (arg(0), arg(1)) {
-                (Some(V::List(items)), Some(x)) => V::Bool(items.iter().any(|i| values_equal(i, &x))),
+                (Some(V::List(items)), Some(x)) => {
+                    V::Bool(items.iter().any(|i| values_equal(i, &x)))
+                }
                 (Some(a), Some(b)) => V::Bool(a.plain().contains(&b.plain())),
                 _ => V::Error,
             },
@@ -824,7 +1084,14 @@ impl<'a> Eval<'a> {
         }
     }
 
-    fn node(&mut self, kind: NodeKind, name: &Expr, fields: &[FieldInit], requires: &[Require], span: Span) -> V {
+    fn node(
+        &mut self,
+        kind: NodeKind,
+        name: &Expr,
+        fields: &[FieldInit],
+        requires: &[Require],
+        span: Span,
+    ) -> V {
         let name_v = self.expr(name);
         if name_v.is_rt() {
             return self.runtime_at_plan_time(name.span, &format!("a {} name", kind.as_str()));
@@ -847,7 +1114,10 @@ impl<'a> Eval<'a> {
             outputs: Vec::new(),
             reports: Vec::new(),
             requires: Vec::new(),
-            approval: (kind == NodeKind::Approval).then(|| plan::ApprovalSpec { min: 1, ..Default::default() }),
+            approval: (kind == NodeKind::Approval).then(|| plan::ApprovalSpec {
+                min: 1,
+                ..Default::default()
+            }),
             timeout_ms: None,
             retries: 0,
             backoff_ms: None,
@@ -858,7 +1128,11 @@ impl<'a> Eval<'a> {
             concurrency: None,
             environment: None,
             description: None,
-            source: SourceRef { file: self.file.clone(), start: span.start, end: span.end },
+            source: SourceRef {
+                file: self.file.clone(),
+                start: span.start,
+                end: span.end,
+            },
         };
         for f in fields {
             let v = self.expr(&f.value);
@@ -866,8 +1140,12 @@ impl<'a> Eval<'a> {
             match f.name.name.as_str() {
                 "run" => {
                     node.command = Some(match &v {
-                        V::List(items) => Command::Argv { args: items.iter().map(|i| argv_segments(i)).collect() },
-                        other => Command::Shell { script: shell_segments(other) },
+                        V::List(items) => Command::Argv {
+                            args: items.iter().map(argv_segments).collect(),
+                        },
+                        other => Command::Shell {
+                            script: shell_segments(other),
+                        },
                     });
                 }
                 "image" => node.image = Some(v.plain()),
@@ -942,8 +1220,31 @@ impl<'a> Eval<'a> {
                     };
                     for it in items {
                         match it {
-                            V::Dir { path, include, exclude, from } => node.inputs.push(Input { kind: "dir".into(), path, include, exclude, from: from.map(|(i, o)| OutputRef { node: self.nodes[i].id.clone(), output: o }) }),
-                            V::File { path, from } => node.inputs.push(Input { kind: "file".into(), path, include: Vec::new(), exclude: Vec::new(), from: from.map(|(i, o)| OutputRef { node: self.nodes[i].id.clone(), output: o }) }),
+                            V::Dir {
+                                path,
+                                include,
+                                exclude,
+                                from,
+                            } => node.inputs.push(Input {
+                                kind: "dir".into(),
+                                path,
+                                include,
+                                exclude,
+                                from: from.map(|(i, o)| OutputRef {
+                                    node: self.nodes[i].id.clone(),
+                                    output: o,
+                                }),
+                            }),
+                            V::File { path, from } => node.inputs.push(Input {
+                                kind: "file".into(),
+                                path,
+                                include: Vec::new(),
+                                exclude: Vec::new(),
+                                from: from.map(|(i, o)| OutputRef {
+                                    node: self.nodes[i].id.clone(),
+                                    output: o,
+                                }),
+                            }),
                             _ => {}
                         }
                     }
@@ -952,9 +1253,24 @@ impl<'a> Eval<'a> {
                     if let V::Record(fs) = v {
                         for (k, x) in fs {
                             let o = match x {
-                                V::File { path, .. } => plan::Output { name: k, kind: "file".into(), path: Some(path), value_type: None },
-                                V::Dir { path, .. } => plan::Output { name: k, kind: "dir".into(), path: Some(path), value_type: None },
-                                V::ValueDecl(t) => plan::Output { name: k, kind: "value".into(), path: None, value_type: Some(t) },
+                                V::File { path, .. } => plan::Output {
+                                    name: k,
+                                    kind: "file".into(),
+                                    path: Some(path),
+                                    value_type: None,
+                                },
+                                V::Dir { path, .. } => plan::Output {
+                                    name: k,
+                                    kind: "dir".into(),
+                                    path: Some(path),
+                                    value_type: None,
+                                },
+                                V::ValueDecl(t) => plan::Output {
+                                    name: k,
+                                    kind: "value".into(),
+                                    path: None,
+                                    value_type: Some(t),
+                                },
                                 _ => continue,
                             };
                             node.outputs.push(o);
@@ -983,7 +1299,15 @@ impl<'a> Eval<'a> {
                 V::Bool(b) => Cond::Lit(serde_json::Value::Bool(*b)),
                 other => to_cond(other),
             };
-            node.requires.push(plan::Requirement { cond, message: m.plain(), source: SourceRef { file: self.file.clone(), start: r.span.start, end: r.span.end } });
+            node.requires.push(plan::Requirement {
+                cond,
+                message: m.plain(),
+                source: SourceRef {
+                    file: self.file.clone(),
+                    start: r.span.start,
+                    end: r.span.end,
+                },
+            });
         }
         if self.stage_skip {
             node.when = Some(Cond::Lit(serde_json::Value::Bool(false)));
@@ -1006,7 +1330,10 @@ impl<'a> Eval<'a> {
         }
         self.ids.insert(id.clone());
         node.id = id;
-        let mut need_ids: Vec<String> = needs.into_iter().map(|i| self.nodes[i].id.clone()).collect();
+        let mut need_ids: Vec<String> = needs
+            .into_iter()
+            .map(|i| self.nodes[i].id.clone())
+            .collect();
         need_ids.sort();
         need_ids.dedup();
         node.needs = need_ids;
@@ -1028,7 +1355,9 @@ fn report_fields(kind: &str) -> &'static [&'static str] {
 fn values_equal(a: &V, b: &V) -> bool {
     match (a, b) {
         (V::Str(_), V::Str(_)) => a.plain() == b.plain(),
-        (V::List(x), V::List(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| values_equal(p, q)),
+        (V::List(x), V::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| values_equal(p, q))
+        }
         _ => a == b,
     }
 }
@@ -1061,7 +1390,12 @@ fn shell_segments(v: &V) -> Vec<Segment> {
     for s in segs {
         match s {
             Seg::Lit(t) | Seg::Raw(t) => text.push_str(&t),
-            Seg::Words(w) => text.push_str(&w.iter().map(|x| plan::shell_quote(x)).collect::<Vec<_>>().join(" ")),
+            Seg::Words(w) => text.push_str(
+                &w.iter()
+                    .map(|x| plan::shell_quote(x))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
             Seg::Rt(c, quote) => {
                 if !text.is_empty() {
                     out.push(Segment::Text(std::mem::take(&mut text)));
@@ -1090,12 +1424,18 @@ fn text_segments(v: &V) -> Vec<Segment> {
                         if !text.is_empty() {
                             out.push(Segment::Text(std::mem::take(&mut text)));
                         }
-                        out.push(Segment::Value { value: c.clone(), quote: false });
+                        out.push(Segment::Value {
+                            value: c.clone(),
+                            quote: false,
+                        });
                     }
                 }
             }
         }
-        V::Rt(c) => out.push(Segment::Value { value: c.clone(), quote: false }),
+        V::Rt(c) => out.push(Segment::Value {
+            value: c.clone(),
+            quote: false,
+        }),
         other => text = other.plain(),
     }
     if !text.is_empty() || out.is_empty() {
@@ -1122,7 +1462,12 @@ fn refs_of(v: &V, nodes: &[Node], out: &mut BTreeSet<usize>) {
         V::Node(i) => {
             out.insert(*i);
         }
-        V::Dir { from: Some((i, _)), .. } | V::File { from: Some((i, _)), .. } => {
+        V::Dir {
+            from: Some((i, _)), ..
+        }
+        | V::File {
+            from: Some((i, _)), ..
+        } => {
             out.insert(*i);
         }
         V::List(items) => items.iter().for_each(|i| refs_of(i, nodes, out)),
@@ -1172,7 +1517,11 @@ fn collect_barriers(v: &V, nodes: &[Node], out: &mut Vec<usize>) {
 
 fn type_text(t: &TypeExpr) -> String {
     match t {
-        TypeExpr::Named(p, _) => p.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join("."),
+        TypeExpr::Named(p, _) => p
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join("."),
         TypeExpr::List(i, _) => format!("list[{}]", type_text(i)),
         TypeExpr::Optional(i, _) => format!("{}?", type_text(i)),
         TypeExpr::Record(..) => "record".into(),
@@ -1181,7 +1530,12 @@ fn type_text(t: &TypeExpr) -> String {
 }
 
 /// Parses a `--param` value as the declared type.
-pub fn parse_param_value(program: &Program, file: &str, ty: &TypeExpr, text: &str) -> Result<V, String> {
+pub fn parse_param_value(
+    program: &Program,
+    file: &str,
+    ty: &TypeExpr,
+    text: &str,
+) -> Result<V, String> {
     match ty {
         TypeExpr::Optional(inner, _) => {
             if text.is_empty() || text == "none" {
@@ -1194,18 +1548,26 @@ pub fn parse_param_value(program: &Program, file: &str, ty: &TypeExpr, text: &st
             if text.trim().is_empty() {
                 return Ok(V::List(Vec::new()));
             }
-            text.split(',').map(|p| parse_param_value(program, file, inner, p.trim())).collect::<Result<Vec<_>, _>>().map(V::List)
+            text.split(',')
+                .map(|p| parse_param_value(program, file, inner, p.trim()))
+                .collect::<Result<Vec<_>, _>>()
+                .map(V::List)
         }
         TypeExpr::Named(path, _) if path.len() == 1 => {
             let n = path[0].name.as_str();
             let lit = || -> Option<crate::syntax::lexer::Tok> {
                 let lexed = crate::syntax::lexer::lex("param", text.trim());
-                (lexed.diagnostics.is_empty() && lexed.tokens.len() == 1).then(|| lexed.tokens[0].0.clone())
+                (lexed.diagnostics.is_empty() && lexed.tokens.len() == 1)
+                    .then(|| lexed.tokens[0].0.clone())
             };
             use crate::syntax::lexer::Tok;
             match n {
                 "str" => Ok(V::text(text)),
-                "int" => text.trim().parse::<i64>().map(V::Int).map_err(|_| "expected a whole number, such as `3`".to_owned()),
+                "int" => text
+                    .trim()
+                    .parse::<i64>()
+                    .map(V::Int)
+                    .map_err(|_| "expected a whole number, such as `3`".to_owned()),
                 "bool" => match text.trim() {
                     "true" => Ok(V::Bool(true)),
                     "false" => Ok(V::Bool(false)),
@@ -1225,10 +1587,13 @@ pub fn parse_param_value(program: &Program, file: &str, ty: &TypeExpr, text: &st
                 },
                 other => {
                     let m = &program.modules[file];
-                    let en = m.items.get(other).and_then(|&i| match &m.parsed.module.items[i].kind {
-                        ItemKind::Enum(e) => Some(e),
-                        _ => None,
-                    });
+                    let en =
+                        m.items
+                            .get(other)
+                            .and_then(|&i| match &m.parsed.module.items[i].kind {
+                                ItemKind::Enum(e) => Some(e),
+                                _ => None,
+                            });
                     match en {
                         Some(e) => {
                             let t = text.trim();
@@ -1236,12 +1601,24 @@ pub fn parse_param_value(program: &Program, file: &str, ty: &TypeExpr, text: &st
                             if e.variants.iter().any(|v| v.name.name == t) {
                                 Ok(V::Enum(other.to_owned(), t.to_owned()))
                             } else {
-                                let names: Vec<&str> = e.variants.iter().map(|v| v.name.name.as_str()).collect();
-                                let hint = crate::diagnostics::suggest(t, names.iter().copied()).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
-                                Err(format!("expected one of {}{hint}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")))
+                                let names: Vec<&str> =
+                                    e.variants.iter().map(|v| v.name.name.as_str()).collect();
+                                let hint = crate::diagnostics::suggest(t, names.iter().copied())
+                                    .map(|s| format!("; did you mean `{s}`?"))
+                                    .unwrap_or_default();
+                                Err(format!(
+                                    "expected one of {}{hint}",
+                                    names
+                                        .iter()
+                                        .map(|n| format!("`{n}`"))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ))
                             }
                         }
-                        None => Err(format!("params of type `{other}` cannot be given on the command line")),
+                        None => Err(format!(
+                            "params of type `{other}` cannot be given on the command line"
+                        )),
                     }
                 }
             }
@@ -1254,7 +1631,12 @@ pub fn parse_param_value(program: &Program, file: &str, ty: &TypeExpr, text: &st
 /// reported at the offending node, with the policy's requirement as a
 /// secondary label.
 pub fn check_policies(program: &Program, plan: &Plan, diags: &mut Vec<Diagnostic>) {
-    let by_id: HashMap<&str, usize> = plan.nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+    let by_id: HashMap<&str, usize> = plan
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
     // Transitive dependencies, in node order (needs always point backwards).
     let mut deps: Vec<BTreeSet<usize>> = Vec::with_capacity(plan.nodes.len());
     for n in &plan.nodes {
@@ -1271,7 +1653,9 @@ pub fn check_policies(program: &Program, plan: &Plan, diags: &mut Vec<Diagnostic
     }
     for (path, m) in &program.modules {
         for item in &m.parsed.module.items {
-            let ItemKind::Policy(p) = &item.kind else { continue };
+            let ItemKind::Policy(p) = &item.kind else {
+                continue;
+            };
             let mut ev = Eval {
                 program,
                 file: path.clone(),
@@ -1293,34 +1677,64 @@ pub fn check_policies(program: &Program, plan: &Plan, diags: &mut Vec<Diagnostic
             };
             for (i, n) in plan.nodes.iter().enumerate() {
                 let texts = |v: &[String]| V::List(v.iter().map(|s| V::text(s.clone())).collect());
-                let dep_names: Vec<String> = deps[i].iter().map(|&j| plan.nodes[j].name.clone()).collect();
+                let dep_names: Vec<String> = deps[i]
+                    .iter()
+                    .map(|&j| plan.nodes[j].name.clone())
+                    .collect();
                 let view = V::Record(vec![
                     ("name".into(), V::text(n.name.clone())),
                     ("kind".into(), V::text(n.kind.clone())),
                     ("pipeline".into(), V::text(plan.pipeline.clone())),
                     ("stage".into(), V::text(n.stage.clone().unwrap_or_default())),
                     ("image".into(), V::text(n.image.clone().unwrap_or_default())),
-                    ("environment".into(), V::text(n.environment.clone().unwrap_or_default())),
+                    (
+                        "environment".into(),
+                        V::text(n.environment.clone().unwrap_or_default()),
+                    ),
                     ("labels".into(), texts(&n.labels)),
-                    ("secrets".into(), texts(&n.secrets.values().cloned().collect::<Vec<_>>())),
+                    (
+                        "secrets".into(),
+                        texts(&n.secrets.values().cloned().collect::<Vec<_>>()),
+                    ),
                     ("depends_on".into(), texts(&dep_names)),
-                    ("approved".into(), V::Bool(deps[i].iter().any(|&j| plan.nodes[j].kind == "approval"))),
-                    ("gated".into(), V::Bool(deps[i].iter().any(|&j| plan.nodes[j].kind == "gate"))),
+                    (
+                        "approved".into(),
+                        V::Bool(deps[i].iter().any(|&j| plan.nodes[j].kind == "approval")),
+                    ),
+                    (
+                        "gated".into(),
+                        V::Bool(deps[i].iter().any(|&j| plan.nodes[j].kind == "gate")),
+                    ),
                 ]);
                 ev.scopes = vec![HashMap::from([(p.binder.name.clone(), view)])];
-                if let Some(f) = &p.filter {
-                    if ev.expr(f) != V::Bool(true) {
-                        continue;
-                    }
+                if let Some(f) = &p.filter
+                    && ev.expr(f) != V::Bool(true)
+                {
+                    continue;
                 }
                 for r in &p.requires {
                     if ev.expr(&r.cond) == V::Bool(false) {
                         let msg = ev.expr(&r.message).plain();
-                        let span = Span { start: n.source.start, end: n.source.end };
+                        let span = Span {
+                            start: n.source.start,
+                            end: n.source.end,
+                        };
                         diags.push(
-                            Diagnostic::error(Code::PolicyViolation, &n.source.file, span, format!("{} `{}` breaks policy `{}`: {msg}", n.kind, n.name, p.name.name))
-                                .with_label("this node breaks the policy")
-                                .with_secondary(path, r.span, "required here"),
+                            Diagnostic::error(
+                                Code::PolicyViolation,
+                                &n.source.file,
+                                span,
+                                format!(
+                                    "{} `{}` breaks policy `{}`: {msg}",
+                                    n.kind, n.name, p.name.name
+                                ),
+                            )
+                            .with_label("this node breaks the policy")
+                            .with_secondary(
+                                path,
+                                r.span,
+                                "required here",
+                            ),
                         );
                     }
                 }

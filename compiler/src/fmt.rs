@@ -11,7 +11,7 @@
 //! guard fails is left as it is. A file with syntax errors is refused.
 
 use crate::diagnostics::Diagnostic;
-use crate::syntax::lexer::{lex, Comment, Tok, P};
+use crate::syntax::lexer::{Comment, P, Tok, lex};
 use crate::syntax::*;
 
 const WIDTH: usize = 100;
@@ -22,7 +22,13 @@ pub fn format_source(file: &str, src: &str) -> Result<String, Vec<Diagnostic>> {
     if parsed.diagnostics.iter().any(Diagnostic::is_error) {
         return Err(parsed.diagnostics);
     }
-    let mut f = Formatter { src, comments: &parsed.comments, next: 0, out: String::new(), indent: 0 };
+    let mut f = Formatter {
+        src,
+        comments: &parsed.comments,
+        next: 0,
+        out: String::new(),
+        indent: 0,
+    };
     f.module(&parsed.module);
     let out = f.out;
     if same_tokens(src, &out) && same_comments(&parsed.comments, &out) {
@@ -33,7 +39,12 @@ pub fn format_source(file: &str, src: &str) -> Result<String, Vec<Diagnostic>> {
 }
 
 fn significant(src: &str) -> Vec<Tok> {
-    lex("", src).tokens.into_iter().map(|(t, _)| t).filter(|t| !matches!(t, Tok::P(P::Comma | P::Semi))).collect()
+    lex("", src)
+        .tokens
+        .into_iter()
+        .map(|(t, _)| t)
+        .filter(|t| !matches!(t, Tok::P(P::Comma | P::Semi)))
+        .collect()
 }
 
 fn same_tokens(a: &str, b: &str) -> bool {
@@ -75,15 +86,23 @@ impl Formatter<'_> {
                 self.out.push_str(&Self::comment_text(c));
                 self.out.push('\n');
             } else {
-                if self.blank_before(c.span.start) && !self.out.is_empty() && !self.out.ends_with("{\n") && !self.out.ends_with("\n\n") {
+                if self.blank_before(c.span.start)
+                    && !self.out.is_empty()
+                    && !self.out.ends_with("{\n")
+                    && !self.out.ends_with("\n\n")
+                {
                     self.out.push('\n');
                 }
                 self.line_start();
                 self.out.push_str(&Self::comment_text(c));
                 self.out.push('\n');
                 let after = self.src.get(c.span.end as usize..).unwrap_or("");
-                let gap = &after[..after.find(|ch: char| !ch.is_whitespace()).unwrap_or(after.len())];
-                if gap.matches('\n').count() >= 2 && (c.span.end as usize) < self.src.len().min(pos as usize) {
+                let gap = &after[..after
+                    .find(|ch: char| !ch.is_whitespace())
+                    .unwrap_or(after.len())];
+                if gap.matches('\n').count() >= 2
+                    && (c.span.end as usize) < self.src.len().min(pos as usize)
+                {
                     self.out.push('\n');
                 }
             }
@@ -94,7 +113,10 @@ impl Formatter<'_> {
     fn trailing(&mut self, end: u32) {
         if self.next < self.comments.len() {
             let c = &self.comments[self.next];
-            let between = self.src.get(end as usize..c.span.start as usize).unwrap_or("\n");
+            let between = self
+                .src
+                .get(end as usize..c.span.start as usize)
+                .unwrap_or("\n");
             if c.span.start >= end && !between.contains('\n') {
                 self.out.push(' ');
                 self.out.push_str(&Self::comment_text(c));
@@ -114,7 +136,12 @@ impl Formatter<'_> {
         let mut prev_kind: Option<&ItemKind> = None;
         for item in &m.items {
             if let Some(prev) = prev_kind {
-                let same_group = matches!((prev, &item.kind), (ItemKind::Use(_), ItemKind::Use(_)) | (ItemKind::Param(_), ItemKind::Param(_)) | (ItemKind::Let(_), ItemKind::Let(_)));
+                let same_group = matches!(
+                    (prev, &item.kind),
+                    (ItemKind::Use(_), ItemKind::Use(_))
+                        | (ItemKind::Param(_), ItemKind::Param(_))
+                        | (ItemKind::Let(_), ItemKind::Let(_))
+                );
                 if !same_group || self.blank_before(self.doc_start(item.span.start)) {
                     self.out.push('\n');
                 }
@@ -137,15 +164,10 @@ impl Formatter<'_> {
 
     /// Where an item's leading comments start, for blank-line decisions.
     fn doc_start(&self, pos: u32) -> u32 {
-        let mut start = pos;
-        for c in self.comments[self.next..].iter() {
-            if c.span.end > pos {
-                break;
-            }
-            start = start.min(c.span.start);
-            break;
+        match self.comments.get(self.next) {
+            Some(c) if c.span.end <= pos => pos.min(c.span.start),
+            _ => pos,
         }
-        start
     }
 
     fn item(&mut self, k: &ItemKind) {
@@ -153,23 +175,31 @@ impl Formatter<'_> {
             ItemKind::Use(u) => {
                 self.out.push_str("use ");
                 match &u.target {
-                    UseTarget::Std(p) => self.out.push_str(&p.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(".")),
+                    UseTarget::Std(p) => self.out.push_str(
+                        &p.iter()
+                            .map(|i| i.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join("."),
+                    ),
                     UseTarget::Path(s, _) => self.out.push_str(&quote(s)),
-                    UseTarget::Versioned { name, version, .. } => self.out.push_str(&quote(&format!("{name}@{version}"))),
+                    UseTarget::Versioned { name, version, .. } => {
+                        self.out.push_str(&quote(&format!("{name}@{version}")));
+                    }
                     UseTarget::Plugin(s, _) => {
                         self.out.push_str("plugin ");
                         self.out.push_str(&quote(s));
                     }
                 }
-                if u.explicit_alias {
-                    if let Some(a) = &u.alias {
-                        self.out.push_str(" as ");
-                        self.out.push_str(&a.name);
-                    }
+                if u.explicit_alias
+                    && let Some(a) = &u.alias
+                {
+                    self.out.push_str(" as ");
+                    self.out.push_str(&a.name);
                 }
             }
             ItemKind::Param(p) => {
-                self.out.push_str(&format!("param {}: {}", p.name.name, ty(&p.ty)));
+                self.out
+                    .push_str(&format!("param {}: {}", p.name.name, ty(&p.ty)));
                 if let Some(d) = &p.default {
                     self.out.push_str(" = ");
                     self.expr(d);
@@ -182,7 +212,8 @@ impl Formatter<'_> {
                     if i > 0 {
                         self.out.push_str(", ");
                     }
-                    self.out.push_str(&format!("{}: {}", p.name.name, ty(&p.ty)));
+                    self.out
+                        .push_str(&format!("{}: {}", p.name.name, ty(&p.ty)));
                     if let Some(d) = &p.default {
                         self.out.push_str(" = ");
                         self.expr(d);
@@ -197,7 +228,15 @@ impl Formatter<'_> {
             }
             ItemKind::Enum(e) => {
                 let has_docs = e.variants.iter().any(|v| v.doc.is_some());
-                let one = format!("enum {} {{ {} }}", e.name.name, e.variants.iter().map(|v| v.name.name.as_str()).collect::<Vec<_>>().join(", "));
+                let one = format!(
+                    "enum {} {{ {} }}",
+                    e.name.name,
+                    e.variants
+                        .iter()
+                        .map(|v| v.name.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
                 if !has_docs && one.len() <= WIDTH {
                     self.out.push_str(&one);
                 } else {
@@ -225,7 +264,8 @@ impl Formatter<'_> {
                     for fd in &t.fields {
                         self.leading(fd.name.span.start);
                         self.line_start();
-                        self.out.push_str(&format!("{}: {}", fd.name.name, ty(&fd.ty)));
+                        self.out
+                            .push_str(&format!("{}: {}", fd.name.name, ty(&fd.ty)));
                         if let Some(d) = &fd.default {
                             self.out.push_str(" = ");
                             self.expr(d);
@@ -248,7 +288,12 @@ impl Formatter<'_> {
                     self.leading(t.span.start);
                     self.line_start();
                     self.out.push_str(&format!("on {}", t.kind.name));
-                    if !t.args.is_empty() || self.src.get(t.kind.span.end as usize..t.span.end as usize).is_some_and(|s| s.contains('(')) {
+                    if !t.args.is_empty()
+                        || self
+                            .src
+                            .get(t.kind.span.end as usize..t.span.end as usize)
+                            .is_some_and(|s| s.contains('('))
+                    {
                         self.args(&t.args);
                     }
                     self.trailing(t.span.end);
@@ -257,14 +302,17 @@ impl Formatter<'_> {
                 if !p.triggers.is_empty() && !p.body.stmts.is_empty() {
                     self.out.push('\n');
                 }
-                self.stmts(&p.body.stmts, p.triggers.is_empty());
+                self.stmts(&p.body.stmts);
                 self.leading(p.body.span.end.saturating_sub(1));
                 self.indent -= 1;
                 self.line_start();
                 self.out.push('}');
             }
             ItemKind::Policy(p) => {
-                self.out.push_str(&format!("policy {} for step {}", p.name.name, p.binder.name));
+                self.out.push_str(&format!(
+                    "policy {} for step {}",
+                    p.name.name, p.binder.name
+                ));
                 if let Some(f) = &p.filter {
                     self.out.push_str(" when ");
                     self.expr(f);
@@ -303,23 +351,27 @@ impl Formatter<'_> {
     }
 
     fn block(&mut self, b: &Block) {
-        if b.stmts.is_empty() && !self.comments[self.next..].iter().any(|c| c.span.end <= b.span.end) {
+        if b.stmts.is_empty()
+            && !self.comments[self.next..]
+                .iter()
+                .any(|c| c.span.end <= b.span.end)
+        {
             self.out.push_str("{}");
             return;
         }
         self.out.push_str("{\n");
         self.indent += 1;
-        self.stmts(&b.stmts, true);
+        self.stmts(&b.stmts);
         self.leading(b.span.end.saturating_sub(1));
         self.indent -= 1;
         self.line_start();
         self.out.push('}');
     }
 
-    fn stmts(&mut self, stmts: &[Stmt], first_no_blank: bool) {
+    fn stmts(&mut self, stmts: &[Stmt]) {
         for (i, s) in stmts.iter().enumerate() {
             let start = s.span().start;
-            if (i > 0 || !first_no_blank) && i > 0 && self.blank_before(self.doc_start(start)) && !self.out.ends_with("\n\n") {
+            if i > 0 && self.blank_before(self.doc_start(start)) && !self.out.ends_with("\n\n") {
                 self.out.push('\n');
             }
             self.leading(start);
@@ -364,13 +416,21 @@ impl Formatter<'_> {
 
     /// Renders an expression on one line, if it has no multi-line parts.
     fn flat(&self, e: &Expr) -> Option<String> {
-        let mut f = Formatter { src: self.src, comments: &[], next: 0, out: String::new(), indent: 0 };
+        let mut f = Formatter {
+            src: self.src,
+            comments: &[],
+            next: 0,
+            out: String::new(),
+            indent: 0,
+        };
         f.expr(e);
         (!f.out.contains('\n')).then_some(f.out)
     }
 
     fn has_comment_inside(&self, span: crate::diagnostics::Span) -> bool {
-        self.comments[self.next..].iter().any(|c| c.span.start > span.start && c.span.end < span.end)
+        self.comments[self.next..]
+            .iter()
+            .any(|c| c.span.start > span.start && c.span.end < span.end)
     }
 
     fn expr(&mut self, e: &Expr) {
@@ -380,7 +440,8 @@ impl Formatter<'_> {
             ExprKind::None => self.out.push_str("none"),
             ExprKind::Duration(_) | ExprKind::Size(_) | ExprKind::Percent(_) => {
                 // Keep the author's spelling (`90s` stays `90s`, not `1m30s`).
-                self.out.push_str(self.src.get(e.span.range()).unwrap_or("0"));
+                self.out
+                    .push_str(self.src.get(e.span.range()).unwrap_or("0"));
             }
             ExprKind::Error => {}
             ExprKind::Paren(x) => {
@@ -400,10 +461,18 @@ impl Formatter<'_> {
                 self.args(args);
             }
             ExprKind::List(items) => {
-                let flat = items.iter().map(|i| self.flat(i)).collect::<Option<Vec<_>>>();
+                let flat = items
+                    .iter()
+                    .map(|i| self.flat(i))
+                    .collect::<Option<Vec<_>>>();
                 let one = flat.map(|v| format!("[{}]", v.join(", ")));
                 match one {
-                    Some(s) if s.len() + self.indent * 2 <= WIDTH && !self.has_comment_inside(e.span) => self.out.push_str(&s),
+                    Some(s)
+                        if s.len() + self.indent * 2 <= WIDTH
+                            && !self.has_comment_inside(e.span) =>
+                    {
+                        self.out.push_str(&s);
+                    }
                     _ => {
                         self.out.push_str("[\n");
                         self.indent += 1;
@@ -423,10 +492,23 @@ impl Formatter<'_> {
                 }
             }
             ExprKind::Record(fields) => {
-                let flat = fields.iter().map(|f| self.flat(&f.value).map(|v| format!("{}: {v}", f.name.name))).collect::<Option<Vec<_>>>();
-                let one = flat.map(|v| if v.is_empty() { "{}".to_owned() } else { format!("{{ {} }}", v.join(", ")) });
+                let flat = fields
+                    .iter()
+                    .map(|f| self.flat(&f.value).map(|v| format!("{}: {v}", f.name.name)))
+                    .collect::<Option<Vec<_>>>();
+                let one = flat.map(|v| {
+                    if v.is_empty() {
+                        "{}".to_owned()
+                    } else {
+                        format!("{{ {} }}", v.join(", "))
+                    }
+                });
                 match one {
-                    Some(s) if s.len() + self.indent * 2 <= 60 && !self.has_comment_inside(e.span) => self.out.push_str(&s),
+                    Some(s)
+                        if s.len() + self.indent * 2 <= 60 && !self.has_comment_inside(e.span) =>
+                    {
+                        self.out.push_str(&s);
+                    }
                     _ => {
                         self.out.push_str("{\n");
                         self.indent += 1;
@@ -455,7 +537,14 @@ impl Formatter<'_> {
                 if let Some(b) = els {
                     self.out.push_str(" else ");
                     match b.stmts.as_slice() {
-                        [Stmt::Expr(inner @ Expr { kind: ExprKind::If { .. }, .. })] if inner.span == b.span => self.expr(inner),
+                        [
+                            Stmt::Expr(
+                                inner @ Expr {
+                                    kind: ExprKind::If { .. },
+                                    ..
+                                },
+                            ),
+                        ] if inner.span == b.span => self.expr(inner),
                         _ => self.block(b),
                     }
                 }
@@ -466,7 +555,10 @@ impl Formatter<'_> {
                 self.out.push_str(" {\n");
                 self.indent += 1;
                 for arm in arms {
-                    let start = arm.patterns.first().map_or(arm.body.span.start, |p| p.span().start);
+                    let start = arm
+                        .patterns
+                        .first()
+                        .map_or(arm.body.span.start, |p| p.span().start);
                     self.leading(start);
                     self.line_start();
                     for (i, p) in arm.patterns.iter().enumerate() {
@@ -475,7 +567,13 @@ impl Formatter<'_> {
                         }
                         match p {
                             Pattern::Wildcard(_) => self.out.push('_'),
-                            Pattern::Path(path, _) => self.out.push_str(&path.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(".")),
+                            Pattern::Path(path, _) => self.out.push_str(
+                                &path
+                                    .iter()
+                                    .map(|i| i.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join("."),
+                            ),
                             Pattern::Literal(l) => self.expr(l),
                         }
                     }
@@ -495,11 +593,18 @@ impl Formatter<'_> {
                 self.out.push(' ');
                 self.block(body);
             }
-            ExprKind::Node { kind, name, fields, requires, body_span } => {
+            ExprKind::Node {
+                kind,
+                name,
+                fields,
+                requires,
+                body_span,
+            } => {
                 self.out.push_str(kind.as_str());
                 self.out.push(' ');
                 self.expr(name);
-                if fields.is_empty() && requires.is_empty() && !self.has_comment_inside(*body_span) {
+                if fields.is_empty() && requires.is_empty() && !self.has_comment_inside(*body_span)
+                {
                     self.out.push_str(" {}");
                     return;
                 }
@@ -556,7 +661,13 @@ impl Formatter<'_> {
             match p {
                 StrPart::Text(t) => body.push_str(&escape(t, true)),
                 StrPart::Interp(x) => {
-                    let mut f = Formatter { src: self.src, comments: &[], next: 0, out: String::new(), indent: 0 };
+                    let mut f = Formatter {
+                        src: self.src,
+                        comments: &[],
+                        next: 0,
+                        out: String::new(),
+                        indent: 0,
+                    };
                     f.expr(x);
                     body.push_str("${");
                     body.push_str(&f.out);
@@ -567,7 +678,11 @@ impl Formatter<'_> {
         let pad = "  ".repeat(self.indent + 1);
         self.out.push_str("\"\"\"\n");
         let ends_nl = body.ends_with('\n');
-        let lines: Vec<&str> = body.strip_suffix('\n').unwrap_or(&body).split('\n').collect();
+        let lines: Vec<&str> = body
+            .strip_suffix('\n')
+            .unwrap_or(&body)
+            .split('\n')
+            .collect();
         for (i, l) in lines.iter().enumerate() {
             if !l.is_empty() {
                 self.out.push_str(&pad);
@@ -591,7 +706,9 @@ fn escape(t: &str, multi: bool) -> String {
         match c {
             '\\' => s.push_str("\\\\"),
             '"' if !multi => s.push_str("\\\""),
-            '"' if multi && chars.get(i + 1) == Some(&'"') && chars.get(i + 2) == Some(&'"') => s.push_str("\\\""),
+            '"' if multi && chars.get(i + 1) == Some(&'"') && chars.get(i + 2) == Some(&'"') => {
+                s.push_str("\\\"");
+            }
             '\n' if !multi => s.push_str("\\n"),
             '\t' if !multi => s.push_str("\\t"),
             '\r' => s.push_str("\\r"),
@@ -609,10 +726,21 @@ fn quote(s: &str) -> String {
 
 fn ty(t: &TypeExpr) -> String {
     match t {
-        TypeExpr::Named(p, _) => p.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join("."),
+        TypeExpr::Named(p, _) => p
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join("."),
         TypeExpr::List(i, _) => format!("list[{}]", ty(i)),
         TypeExpr::Optional(i, _) => format!("{}?", ty(i)),
-        TypeExpr::Record(fields, _) => format!("{{ {} }}", fields.iter().map(|f| format!("{}: {}", f.name.name, ty(&f.ty))).collect::<Vec<_>>().join(", ")),
+        TypeExpr::Record(fields, _) => format!(
+            "{{ {} }}",
+            fields
+                .iter()
+                .map(|f| format!("{}: {}", f.name.name, ty(&f.ty)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         TypeExpr::Error(_) => String::new(),
     }
 }

@@ -57,7 +57,11 @@ impl Default for Session {
 
 impl Session {
     pub fn new() -> Self {
-        Session { db: db::Database::default(), workspace: None, files: BTreeMap::new() }
+        Session {
+            db: db::Database::default(),
+            workspace: None,
+            files: BTreeMap::new(),
+        }
     }
 
     /// Sets the project's files (module name to text). Unchanged texts keep
@@ -103,7 +107,9 @@ impl Session {
 
     /// The parse of one file, if it is part of the session.
     pub fn parsed(&self, path: &str) -> Option<std::sync::Arc<syntax::Parsed>> {
-        self.files.get(path).map(|f| db::parse_file(&self.db, *f).clone())
+        self.files
+            .get(path)
+            .map(|f| db::parse_file(&self.db, *f).clone())
     }
 
     /// Diagnostics of parsing, resolution and type checking, sorted.
@@ -139,7 +145,10 @@ pub fn check(files: &BTreeMap<String, String>) -> Vec<Diagnostic> {
 }
 
 /// Compiles sources held in memory to a plan.
-pub fn compile(files: &BTreeMap<String, String>, input: &eval::EvalInput) -> (Option<plan::Plan>, Vec<Diagnostic>) {
+pub fn compile(
+    files: &BTreeMap<String, String>,
+    input: &eval::EvalInput,
+) -> (Option<plan::Plan>, Vec<Diagnostic>) {
     let mut s = Session::new();
     s.set_files(files);
     s.plan(input)

@@ -25,14 +25,28 @@ pub struct SourceRef {
 pub enum Cond {
     Lit(serde_json::Value),
     /// A declared value output of a node.
-    Output { node: String, name: String },
+    Output {
+        node: String,
+        name: String,
+    },
     /// `ok` or `exit_code` of a node.
-    Status { node: String, field: String },
+    Status {
+        node: String,
+        field: String,
+    },
     /// A field of a node's parsed report (`tests.failed`, `coverage.lines`...).
-    Report { node: String, report: String, field: String },
+    Report {
+        node: String,
+        report: String,
+        field: String,
+    },
     Not(Box<Cond>),
     Neg(Box<Cond>),
-    Binary { op: String, left: Box<Cond>, right: Box<Cond> },
+    Binary {
+        op: String,
+        left: Box<Cond>,
+        right: Box<Cond>,
+    },
     /// Text built from parts at run time.
     Concat(Vec<Segment>),
 }
@@ -211,7 +225,12 @@ impl Plan {
     pub fn graph(&self) -> DiGraph<usize, ()> {
         let mut g = DiGraph::new();
         let idx: Vec<_> = (0..self.nodes.len()).map(|i| g.add_node(i)).collect();
-        let by_id: BTreeMap<&str, usize> = self.nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+        let by_id: BTreeMap<&str, usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.as_str(), i))
+            .collect();
         for (i, n) in self.nodes.iter().enumerate() {
             for need in &n.needs {
                 if let Some(&j) = by_id.get(need.as_str()) {
@@ -228,11 +247,23 @@ impl Plan {
     /// edited by a host through the API are checked here.
     pub fn validate(&self) -> Vec<Diagnostic> {
         let mut out = Vec::new();
-        let ids: std::collections::BTreeSet<&str> = self.nodes.iter().map(|n| n.id.as_str()).collect();
+        let ids: std::collections::BTreeSet<&str> =
+            self.nodes.iter().map(|n| n.id.as_str()).collect();
         for n in &self.nodes {
             for need in &n.needs {
                 if !ids.contains(need.as_str()) {
-                    out.push(Diagnostic::error(Code::Internal, &n.source.file, Span { start: n.source.start, end: n.source.end }, format!("node `{}` needs unknown node `{need}`", n.id)).with_label("in this node"));
+                    out.push(
+                        Diagnostic::error(
+                            Code::Internal,
+                            &n.source.file,
+                            Span {
+                                start: n.source.start,
+                                end: n.source.end,
+                            },
+                            format!("node `{}` needs unknown node `{need}`", n.id),
+                        )
+                        .with_label("in this node"),
+                    );
                 }
             }
         }
@@ -245,13 +276,32 @@ impl Plan {
             let mut members: Vec<usize> = scc.iter().map(|&n| g[n]).collect();
             members.sort_unstable();
             let first = &self.nodes[members[0]];
-            let names = members.iter().map(|&i| format!("`{}`", self.nodes[i].name)).collect::<Vec<_>>().join(" → ");
-            let mut d = Diagnostic::error(Code::DependencyCycle, &first.source.file, Span { start: first.source.start, end: first.source.end }, format!("dependency cycle: {names} → `{}`", first.name))
-                .with_label("this step is part of a cycle")
-                .with_help("remove one of the `after:` edges or data uses that close the cycle");
+            let names = members
+                .iter()
+                .map(|&i| format!("`{}`", self.nodes[i].name))
+                .collect::<Vec<_>>()
+                .join(" → ");
+            let mut d = Diagnostic::error(
+                Code::DependencyCycle,
+                &first.source.file,
+                Span {
+                    start: first.source.start,
+                    end: first.source.end,
+                },
+                format!("dependency cycle: {names} → `{}`", first.name),
+            )
+            .with_label("this step is part of a cycle")
+            .with_help("remove one of the `after:` edges or data uses that close the cycle");
             for &i in &members[1..] {
                 let n = &self.nodes[i];
-                d = d.with_secondary(&n.source.file, Span { start: n.source.start, end: n.source.end }, format!("`{}` is in the cycle", n.name));
+                d = d.with_secondary(
+                    &n.source.file,
+                    Span {
+                        start: n.source.start,
+                        end: n.source.end,
+                    },
+                    format!("`{}` is in the cycle", n.name),
+                );
             }
             out.push(d);
         }
@@ -262,7 +312,11 @@ impl Plan {
     pub fn to_dot(&self) -> String {
         let mut s = format!("digraph \"{}\" {{\n  rankdir=LR;\n", esc(&self.pipeline));
         for st in &self.stages {
-            s.push_str(&format!("  subgraph \"cluster_{}\" {{\n    label=\"{}\";\n", esc(&st.name), esc(&st.name)));
+            s.push_str(&format!(
+                "  subgraph \"cluster_{}\" {{\n    label=\"{}\";\n",
+                esc(&st.name),
+                esc(&st.name)
+            ));
             for n in st.nodes.iter().chain(&st.rollback) {
                 s.push_str(&format!("    \"{}\";\n", esc(n)));
             }
@@ -274,7 +328,11 @@ impl Plan {
                 "approval" => "hexagon",
                 _ => "box",
             };
-            s.push_str(&format!("  \"{}\" [label=\"{}\", shape={shape}];\n", esc(&n.id), esc(&n.name)));
+            s.push_str(&format!(
+                "  \"{}\" [label=\"{}\", shape={shape}];\n",
+                esc(&n.id),
+                esc(&n.name)
+            ));
         }
         for n in &self.nodes {
             for need in &n.needs {
@@ -314,7 +372,10 @@ fn esc(s: &str) -> String {
 /// Quotes a word for a POSIX shell: unchanged when it is made of safe
 /// characters only, else in single quotes.
 pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-./:=@%+,".contains(&b)) {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-./:=@%+,".contains(&b))
+    {
         return s.to_owned();
     }
     format!("'{}'", s.replace('\'', "'\\''"))

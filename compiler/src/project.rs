@@ -6,7 +6,7 @@
 //! the root with `/` separators, so they are the same on every machine.
 
 use crate::diagnostics::{Code, Diagnostic, Span};
-use crate::syntax::lexer::{lex, Kw, Tok};
+use crate::syntax::lexer::{Kw, Tok, lex};
 use crate::system::System;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -25,7 +25,12 @@ impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LoadError::NotFound(p) => write!(f, "`{}` does not exist", p.display()),
-            LoadError::NoSources(p) => write!(f, "error[{}]: no `.weir` files in `{}`", Code::NoSourceFiles, p.display()),
+            LoadError::NoSources(p) => write!(
+                f,
+                "error[{}]: no `.weir` files in `{}`",
+                Code::NoSourceFiles,
+                p.display()
+            ),
             LoadError::Io(p, e) => write!(f, "cannot read `{}`: {e}", p.display()),
         }
     }
@@ -53,14 +58,24 @@ fn module_name(root: &Path, file: &Path) -> String {
         .join("/")
 }
 
-fn walk(sys: &dyn System, dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), LoadError> {
+fn walk(
+    sys: &dyn System,
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    depth: usize,
+) -> Result<(), LoadError> {
     if depth > 32 {
         return Ok(());
     }
-    let mut entries = sys.read_dir(dir).map_err(|e| LoadError::Io(dir.to_owned(), e))?;
+    let mut entries = sys
+        .read_dir(dir)
+        .map_err(|e| LoadError::Io(dir.to_owned(), e))?;
     entries.sort();
     for (p, is_dir) in entries {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if is_dir {
             if name.starts_with('.') || name == "target" || name == "node_modules" {
                 continue;
@@ -77,14 +92,31 @@ fn walk(sys: &dyn System, dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> R
 pub fn load(sys: &dyn System, paths: &[PathBuf], cwd: &Path) -> Result<Project, LoadError> {
     let mut project = Project::default();
     let mut queue: Vec<PathBuf> = Vec::new();
-    let paths: Vec<PathBuf> = if paths.is_empty() { vec![cwd.to_owned()] } else { paths.iter().map(|p| if p.is_absolute() { p.clone() } else { cwd.join(p) }).collect() };
+    let paths: Vec<PathBuf> = if paths.is_empty() {
+        vec![cwd.to_owned()]
+    } else {
+        paths
+            .iter()
+            .map(|p| {
+                if p.is_absolute() {
+                    p.clone()
+                } else {
+                    cwd.join(p)
+                }
+            })
+            .collect()
+    };
     for p in &paths {
         if !sys.exists(p) {
             return Err(LoadError::NotFound(p.clone()));
         }
     }
     let first = &paths[0];
-    project.root = if sys.is_dir(first) { first.clone() } else { first.parent().map(Path::to_path_buf).unwrap_or_default() };
+    project.root = if sys.is_dir(first) {
+        first.clone()
+    } else {
+        first.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
     for p in &paths {
         if sys.is_dir(p) {
             let mut found = Vec::new();
@@ -102,11 +134,26 @@ pub fn load(sys: &dyn System, paths: &[PathBuf], cwd: &Path) -> Result<Project, 
         if project.files.contains_key(&name) {
             continue;
         }
-        let bytes = sys.read(&path).map_err(|e| if e.kind() == std::io::ErrorKind::NotFound { LoadError::NotFound(path.clone()) } else { LoadError::Io(path.clone(), e) })?;
+        let bytes = sys.read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                LoadError::NotFound(path.clone())
+            } else {
+                LoadError::Io(path.clone(), e)
+            }
+        })?;
         if bytes.len() > MAX_FILE_BYTES {
             project.diagnostics.push(
-                Diagnostic::error(Code::FileTooLarge, &name, Span::default(), format!("`{name}` is {} bytes; source files may be at most {} bytes", bytes.len(), MAX_FILE_BYTES))
-                    .with_help("split the pipeline into modules and `use` them"),
+                Diagnostic::error(
+                    Code::FileTooLarge,
+                    &name,
+                    Span::default(),
+                    format!(
+                        "`{name}` is {} bytes; source files may be at most {} bytes",
+                        bytes.len(),
+                        MAX_FILE_BYTES
+                    ),
+                )
+                .with_help("split the pipeline into modules and `use` them"),
             );
             project.files.insert(name, String::new());
             continue;
@@ -117,9 +164,14 @@ pub fn load(sys: &dyn System, paths: &[PathBuf], cwd: &Path) -> Result<Project, 
                 let at = e.utf8_error().valid_up_to();
                 let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
                 project.diagnostics.push(
-                    Diagnostic::error(Code::InvalidUtf8, &name, Span::new(at, at + 1), format!("`{name}` is not valid UTF-8 (first bad byte at offset {at})"))
-                        .with_label("invalid UTF-8 here")
-                        .with_help("save the file as UTF-8"),
+                    Diagnostic::error(
+                        Code::InvalidUtf8,
+                        &name,
+                        Span::new(at, at + 1),
+                        format!("`{name}` is not valid UTF-8 (first bad byte at offset {at})"),
+                    )
+                    .with_label("invalid UTF-8 here")
+                    .with_help("save the file as UTF-8"),
                 );
                 project.files.insert(name.clone(), String::new());
                 // Keep the readable text for the renderer only.
@@ -163,10 +215,11 @@ pub fn path_imports(text: &str) -> Vec<String> {
     let t = &lexed.tokens;
     let mut out = Vec::new();
     for i in 0..t.len() {
-        if t[i].0 == Tok::Kw(Kw::Use) {
-            if let (Some((Tok::StrStart(_), _)), Some((Tok::Text(s), _))) = (t.get(i + 1), t.get(i + 2)) {
-                out.push(s.clone());
-            }
+        if t[i].0 == Tok::Kw(Kw::Use)
+            && let (Some((Tok::StrStart(_), _)), Some((Tok::Text(s), _))) =
+                (t.get(i + 1), t.get(i + 2))
+        {
+            out.push(s.clone());
         }
     }
     out

@@ -7,7 +7,7 @@
 //! a later release brings. Import cycles are reported once, on the `use` that
 //! closes the cycle, naming every module in it.
 
-use crate::diagnostics::{suggest, Code, Diagnostic, Span};
+use crate::diagnostics::{Code, Diagnostic, Span, suggest};
 use crate::syntax::{ItemKind, Parsed, UseTarget};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -39,7 +39,11 @@ pub const STD_MODULES: &[&str] = &[];
 
 /// Joins an import path onto the importing module's directory.
 pub fn join_module_path(from: &str, rel: &str) -> String {
-    let mut parts: Vec<&str> = if rel.starts_with('/') { Vec::new() } else { from.split('/').collect() };
+    let mut parts: Vec<&str> = if rel.starts_with('/') {
+        Vec::new()
+    } else {
+        from.split('/').collect()
+    };
     if !rel.starts_with('/') {
         parts.pop();
     }
@@ -63,7 +67,9 @@ pub fn resolve(files: &BTreeMap<String, Arc<Parsed>>, diags: &mut Vec<Diagnostic
         let mut items = HashMap::new();
         let mut imports = HashMap::new();
         for (idx, item) in parsed.module.items.iter().enumerate() {
-            let Some(name) = item.kind.name() else { continue };
+            let Some(name) = item.kind.name() else {
+                continue;
+            };
             if name.name.is_empty() {
                 continue;
             }
@@ -71,10 +77,15 @@ pub fn resolve(files: &BTreeMap<String, Arc<Parsed>>, diags: &mut Vec<Diagnostic
                 let prev_item: &crate::syntax::Item = &parsed.module.items[prev];
                 let prev_span = prev_item.kind.name().map_or(prev_item.span, |n| n.span);
                 diags.push(
-                    Diagnostic::error(Code::DuplicateDefinition, path, name.span, format!("`{}` is defined twice in this module", name.name))
-                        .with_label("defined again here")
-                        .with_secondary(path, prev_span, "first defined here")
-                        .with_help("rename one of them, or use `as` to give an import another name"),
+                    Diagnostic::error(
+                        Code::DuplicateDefinition,
+                        path,
+                        name.span,
+                        format!("`{}` is defined twice in this module", name.name),
+                    )
+                    .with_label("defined again here")
+                    .with_secondary(path, prev_span, "first defined here")
+                    .with_help("rename one of them, or use `as` to give an import another name"),
                 );
                 continue;
             }
@@ -87,11 +98,19 @@ pub fn resolve(files: &BTreeMap<String, Arc<Parsed>>, diags: &mut Vec<Diagnostic
                             Import::Module(target)
                         } else {
                             let candidates: Vec<&str> = files.keys().map(String::as_str).collect();
-                            let mut d = Diagnostic::error(Code::UnknownModule, path, *span, format!("cannot find module `{rel}`"))
-                                .with_label(format!("no file `{target}` in the project"))
-                                .with_note("path modules are resolved relative to the file that imports them");
+                            let mut d = Diagnostic::error(
+                                Code::UnknownModule,
+                                path,
+                                *span,
+                                format!("cannot find module `{rel}`"),
+                            )
+                            .with_label(format!("no file `{target}` in the project"))
+                            .with_note(
+                                "path modules are resolved relative to the file that imports them",
+                            );
                             if let Some(s) = suggest(&target, candidates) {
-                                d = d.with_help(format!("did you mean `{}`?", relative_to(path, s)));
+                                d = d
+                                    .with_help(format!("did you mean `{}`?", relative_to(path, s)));
                             }
                             diags.push(d);
                             Import::Broken
@@ -99,26 +118,37 @@ pub fn resolve(files: &BTreeMap<String, Arc<Parsed>>, diags: &mut Vec<Diagnostic
                     }
                     UseTarget::Std(segs) => {
                         let name: Vec<&str> = segs.iter().map(|s| s.name.as_str()).collect();
-                        let span = segs.first().map_or(item.span, |f| f.span.to(segs.last().map_or(f.span, |l| l.span)));
-                        if name.first() != Some(&"std") {
-                            diags.push(
-                                Diagnostic::error(Code::UnknownModule, path, span, format!("cannot find module `{}`", name.join(".")))
-                                    .with_label("not a module")
-                                    .with_help("import a file with `use \"path/to/file.weir\"`; dotted names are for the standard library (`use std.x`)"),
-                            );
-                        } else {
+                        let span = segs.first().map_or(item.span, |f| {
+                            f.span.to(segs.last().map_or(f.span, |l| l.span))
+                        });
+                        if name.first() == Some(&"std") {
                             let m = name[1..].join(".");
-                            let mut d = Diagnostic::error(Code::UnknownStdModule, path, span, format!("the standard library has no module `{m}`"))
-                                .with_label("unknown standard-library module");
+                            let mut d = Diagnostic::error(
+                                Code::UnknownStdModule,
+                                path,
+                                span,
+                                format!("the standard library has no module `{m}`"),
+                            )
+                            .with_label("unknown standard-library module");
                             d = match suggest(&m, STD_MODULES.iter().copied()) {
                                 Some(s) => d.with_help(format!("did you mean `std.{s}`?")),
                                 None => d.with_note("this release ships no standard-library modules yet; the `std` namespace is reserved for them").with_help("define the function in a file of your project and `use \"file.weir\"` it"),
                             };
                             diags.push(d);
+                        } else {
+                            diags.push(
+                                Diagnostic::error(Code::UnknownModule, path, span, format!("cannot find module `{}`", name.join(".")))
+                                    .with_label("not a module")
+                                    .with_help("import a file with `use \"path/to/file.weir\"`; dotted names are for the standard library (`use std.x`)"),
+                            );
                         }
                         Import::Broken
                     }
-                    UseTarget::Versioned { name, version, span } => {
+                    UseTarget::Versioned {
+                        name,
+                        version,
+                        span,
+                    } => {
                         diags.push(
                             Diagnostic::error(Code::VersionedModuleUnavailable, path, *span, format!("no locked version of `{name}` matching `{version}`"))
                                 .with_label("this versioned module is not in `weir.lock`")
@@ -140,7 +170,15 @@ pub fn resolve(files: &BTreeMap<String, Arc<Parsed>>, diags: &mut Vec<Diagnostic
                 imports.insert(name.name.clone(), (import, name.span));
             }
         }
-        program.modules.insert(path.clone(), ModuleInfo { path: path.clone(), parsed: parsed.clone(), items, imports });
+        program.modules.insert(
+            path.clone(),
+            ModuleInfo {
+                path: path.clone(),
+                parsed: parsed.clone(),
+                items,
+                imports,
+            },
+        );
     }
     report_cycles(&program, diags);
     program
@@ -166,7 +204,11 @@ fn report_cycles(program: &Program, diags: &mut Vec<Diagnostic>) {
         Black,
     }
     let names: Vec<&String> = program.modules.keys().collect();
-    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
     let edges: Vec<Vec<(usize, Span)>> = names
         .iter()
         .map(|n| {
@@ -201,19 +243,33 @@ fn report_cycles(program: &Program, diags: &mut Vec<Diagnostic>) {
                     }
                     C::Grey => {
                         let pos = stack.iter().position(|(n, _)| *n == to).unwrap_or(0);
-                        let cycle: Vec<&str> = stack[pos..].iter().map(|(n, _)| names[*n].as_str()).collect();
+                        let cycle: Vec<&str> = stack[pos..]
+                            .iter()
+                            .map(|(n, _)| names[*n].as_str())
+                            .collect();
                         let mut text = cycle.join("` imports `");
                         text.push_str(&format!("` imports `{}", names[to]));
-                        let mut d = Diagnostic::error(Code::ImportCycle, names[node], span, format!("import cycle: `{text}`"))
-                            .with_label("this import closes the cycle")
-                            .with_help("move what both modules need into a third module that imports neither");
+                        let mut d = Diagnostic::error(
+                            Code::ImportCycle,
+                            names[node],
+                            span,
+                            format!("import cycle: `{text}`"),
+                        )
+                        .with_label("this import closes the cycle")
+                        .with_help(
+                            "move what both modules need into a third module that imports neither",
+                        );
                         for (n, _) in &stack[pos..stack.len() - 1] {
                             let m = &program.modules[names[*n]];
                             for (imp, _) in m.imports.values() {
-                                if let Import::Module(t) = imp {
-                                    if cycle.contains(&t.as_str()) {
-                                        d = d.with_secondary(names[*n], use_span(m, t), format!("`{}` imports `{t}`", names[*n]));
-                                    }
+                                if let Import::Module(t) = imp
+                                    && cycle.contains(&t.as_str())
+                                {
+                                    d = d.with_secondary(
+                                        names[*n],
+                                        use_span(m, t),
+                                        format!("`{}` imports `{t}`", names[*n]),
+                                    );
                                 }
                             }
                         }
@@ -231,12 +287,11 @@ fn report_cycles(program: &Program, diags: &mut Vec<Diagnostic>) {
 
 fn use_span(m: &ModuleInfo, target: &str) -> Span {
     for item in &m.parsed.module.items {
-        if let ItemKind::Use(u) = &item.kind {
-            if let UseTarget::Path(rel, span) = &u.target {
-                if join_module_path(&m.path, rel) == target {
-                    return *span;
-                }
-            }
+        if let ItemKind::Use(u) = &item.kind
+            && let UseTarget::Path(rel, span) = &u.target
+            && join_module_path(&m.path, rel) == target
+        {
+            return *span;
         }
     }
     Span::default()

@@ -30,7 +30,10 @@ impl MemorySystem {
 
 impl System for MemorySystem {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.files.get(path).cloned().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
     }
     fn read_dir(&self, path: &Path) -> io::Result<Vec<(PathBuf, bool)>> {
         let mut out: Vec<(PathBuf, bool)> = Vec::new();

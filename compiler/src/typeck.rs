@@ -14,7 +14,7 @@
 //! An expression whose type is [`Ty::Error`] has been reported already; every
 //! rule accepts it silently, so one mistake yields one diagnostic.
 
-use crate::diagnostics::{suggest, Code, Diagnostic, Span};
+use crate::diagnostics::{Code, Diagnostic, Span, suggest};
 use crate::resolve::{Import, ModuleInfo, Program};
 use crate::syntax::*;
 use crate::types::*;
@@ -22,10 +22,38 @@ use std::collections::{HashMap, HashSet};
 
 /// Step fields, their types and whether they accept run-time values.
 pub const STEP_FIELDS: &[&str] = &[
-    "run", "image", "env", "secrets", "inputs", "outputs", "reports", "after", "when", "timeout", "retries", "backoff", "allow_failure", "cache", "workdir", "labels", "concurrency", "environment", "description",
+    "run",
+    "image",
+    "env",
+    "secrets",
+    "inputs",
+    "outputs",
+    "reports",
+    "after",
+    "when",
+    "timeout",
+    "retries",
+    "backoff",
+    "allow_failure",
+    "cache",
+    "workdir",
+    "labels",
+    "concurrency",
+    "environment",
+    "description",
 ];
 pub const GATE_FIELDS: &[&str] = &["after", "when", "labels", "description"];
-pub const APPROVAL_FIELDS: &[&str] = &["groups", "min", "not_author", "timeout", "after", "when", "labels", "environment", "description"];
+pub const APPROVAL_FIELDS: &[&str] = &[
+    "groups",
+    "min",
+    "not_author",
+    "timeout",
+    "after",
+    "when",
+    "labels",
+    "environment",
+    "description",
+];
 
 pub struct BuiltinFn {
     pub name: &'static str,
@@ -36,21 +64,81 @@ pub struct BuiltinFn {
 /// Built-in functions. Parameter types are written as Weir types; a `=`
 /// in the name marks a parameter with a default.
 pub const BUILTINS: &[BuiltinFn] = &[
-    BuiltinFn { name: "secret", params: &[("name", "str")], doc: "A secret from the run's secret providers, by name. Reaches a step only through `secrets:`." },
-    BuiltinFn { name: "workspace", params: &[("include=", "list[str]"), ("exclude=", "list[str]")], doc: "The project directory as a step input, filtered by globs." },
-    BuiltinFn { name: "dir", params: &[("path", "str"), ("exclude=", "list[str]")], doc: "A directory: an input when given to `inputs:`, an output in `outputs:`." },
-    BuiltinFn { name: "file", params: &[("path", "str")], doc: "A file: an input when given to `inputs:`, an output in `outputs:`." },
-    BuiltinFn { name: "value", params: &[("type", "type")], doc: "A value output of the given type, read from `$WEIR_OUTPUTS/<name>`." },
-    BuiltinFn { name: "junit", params: &[("path", "str")], doc: "A JUnit XML report; the step then has `tests: TestReport`." },
-    BuiltinFn { name: "coverage", params: &[("path", "str"), ("format=", "str")], doc: "A coverage report (`lcov` or `cobertura`); the step then has `coverage: Coverage`." },
-    BuiltinFn { name: "sarif", params: &[("path", "str")], doc: "A SARIF findings report; the step then has `findings: Findings`." },
-    BuiltinFn { name: "raw", params: &[("text", "str")], doc: "Splices text into a command unquoted. An explicit escape hatch: review every use." },
-    BuiltinFn { name: "join", params: &[("items", "list[str]"), ("sep=", "str")], doc: "Joins strings with a separator (default a space)." },
-    BuiltinFn { name: "len", params: &[("value", "any")], doc: "The length of a list or string." },
-    BuiltinFn { name: "str", params: &[("value", "any")], doc: "The text form of a value." },
-    BuiltinFn { name: "upper", params: &[("text", "str")], doc: "Upper-cases ASCII letters." },
-    BuiltinFn { name: "lower", params: &[("text", "str")], doc: "Lower-cases ASCII letters." },
-    BuiltinFn { name: "contains", params: &[("haystack", "any"), ("needle", "any")], doc: "Whether a list holds an element, or a string a substring." },
+    BuiltinFn {
+        name: "secret",
+        params: &[("name", "str")],
+        doc: "A secret from the run's secret providers, by name. Reaches a step only through `secrets:`.",
+    },
+    BuiltinFn {
+        name: "workspace",
+        params: &[("include=", "list[str]"), ("exclude=", "list[str]")],
+        doc: "The project directory as a step input, filtered by globs.",
+    },
+    BuiltinFn {
+        name: "dir",
+        params: &[("path", "str"), ("exclude=", "list[str]")],
+        doc: "A directory: an input when given to `inputs:`, an output in `outputs:`.",
+    },
+    BuiltinFn {
+        name: "file",
+        params: &[("path", "str")],
+        doc: "A file: an input when given to `inputs:`, an output in `outputs:`.",
+    },
+    BuiltinFn {
+        name: "value",
+        params: &[("type", "type")],
+        doc: "A value output of the given type, read from `$WEIR_OUTPUTS/<name>`.",
+    },
+    BuiltinFn {
+        name: "junit",
+        params: &[("path", "str")],
+        doc: "A JUnit XML report; the step then has `tests: TestReport`.",
+    },
+    BuiltinFn {
+        name: "coverage",
+        params: &[("path", "str"), ("format=", "str")],
+        doc: "A coverage report (`lcov` or `cobertura`); the step then has `coverage: Coverage`.",
+    },
+    BuiltinFn {
+        name: "sarif",
+        params: &[("path", "str")],
+        doc: "A SARIF findings report; the step then has `findings: Findings`.",
+    },
+    BuiltinFn {
+        name: "raw",
+        params: &[("text", "str")],
+        doc: "Splices text into a command unquoted. An explicit escape hatch: review every use.",
+    },
+    BuiltinFn {
+        name: "join",
+        params: &[("items", "list[str]"), ("sep=", "str")],
+        doc: "Joins strings with a separator (default a space).",
+    },
+    BuiltinFn {
+        name: "len",
+        params: &[("value", "any")],
+        doc: "The length of a list or string.",
+    },
+    BuiltinFn {
+        name: "str",
+        params: &[("value", "any")],
+        doc: "The text form of a value.",
+    },
+    BuiltinFn {
+        name: "upper",
+        params: &[("text", "str")],
+        doc: "Upper-cases ASCII letters.",
+    },
+    BuiltinFn {
+        name: "lower",
+        params: &[("text", "str")],
+        doc: "Lower-cases ASCII letters.",
+    },
+    BuiltinFn {
+        name: "contains",
+        params: &[("haystack", "any"), ("needle", "any")],
+        doc: "Whether a list holds an element, or a string a substring.",
+    },
 ];
 
 pub fn builtin(name: &str) -> Option<&'static BuiltinFn> {
@@ -77,7 +165,16 @@ const MAX_CHECK_DEPTH: usize = 2000;
 
 /// Type-checks every module of the program.
 pub fn check_program(program: &Program, diags: &mut Vec<Diagnostic>) {
-    let mut c = Checker { program, diags, file: String::new(), scopes: Vec::new(), let_types: HashMap::new(), fn_rets: HashMap::new(), type_decls: HashMap::new(), depth: 0 };
+    let mut c = Checker {
+        program,
+        diags,
+        file: String::new(),
+        scopes: Vec::new(),
+        let_types: HashMap::new(),
+        fn_rets: HashMap::new(),
+        type_decls: HashMap::new(),
+        depth: 0,
+    };
     for (path, m) in &program.modules {
         c.file.clone_from(path);
         for item in &m.parsed.module.items {
@@ -87,14 +184,23 @@ pub fn check_program(program: &Program, diags: &mut Vec<Diagnostic>) {
 }
 
 fn named(fields: &[(String, Ty)], name: &str) -> Option<Ty> {
-    fields.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone())
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t.clone())
 }
 
 impl<'a> Checker<'a> {
     fn err(&mut self, d: Diagnostic) {
         self.diags.push(d);
     }
-    fn error(&mut self, code: Code, span: Span, msg: impl Into<String>, label: impl Into<String>) -> Diagnostic {
+    fn error(
+        &mut self,
+        code: Code,
+        span: Span,
+        msg: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic::error(code, &self.file, span, msg).with_label(label)
     }
     fn module(&self) -> &'a ModuleInfo {
@@ -119,7 +225,10 @@ impl<'a> Checker<'a> {
                     self.expect_fits(&t, &ty, d.span, "the default of this param");
                     self.expect_plan(&t, d.span, "a param default");
                 }
-                if matches!(ty, Ty::Secret | Ty::Step(_) | Ty::Gate | Ty::Approval | Ty::Dir | Ty::File) {
+                if matches!(
+                    ty,
+                    Ty::Secret | Ty::Step(_) | Ty::Gate | Ty::Approval | Ty::Dir | Ty::File
+                ) {
                     let d = self.error(Code::TypeMismatch, p.ty.span(), format!("a param cannot have type `{ty}`"), "not a type a command line can give").with_help("params take int, bool, str, duration, size, percent, an enum, or a list of those; pass secrets with `secret(\"NAME\")`");
                     self.err(d);
                 }
@@ -152,7 +261,14 @@ impl<'a> Checker<'a> {
                 for v in &e.variants {
                     if let Some(prev) = seen.insert(&v.name.name, v.name.span) {
                         let file = self.file.clone();
-                        let d = self.error(Code::DuplicateDefinition, v.name.span, format!("variant `{}` is declared twice", v.name.name), "declared again here").with_secondary(&file, prev, "first declared here");
+                        let d = self
+                            .error(
+                                Code::DuplicateDefinition,
+                                v.name.span,
+                                format!("variant `{}` is declared twice", v.name.name),
+                                "declared again here",
+                            )
+                            .with_secondary(&file, prev, "first declared here");
                         self.err(d);
                     }
                 }
@@ -190,14 +306,31 @@ impl<'a> Checker<'a> {
 
     fn check_trigger(&mut self, t: &Trigger) {
         let params: &[(&str, Ty)] = match t.kind.name.as_str() {
-            "push" => &[("branches", Ty::List(Box::new(Ty::Str))), ("paths", Ty::List(Box::new(Ty::Str))), ("tags", Ty::List(Box::new(Ty::Str)))],
-            "pull_request" => &[("branches", Ty::List(Box::new(Ty::Str))), ("paths", Ty::List(Box::new(Ty::Str))), ("forks", Ty::Bool)],
+            "push" => &[
+                ("branches", Ty::List(Box::new(Ty::Str))),
+                ("paths", Ty::List(Box::new(Ty::Str))),
+                ("tags", Ty::List(Box::new(Ty::Str))),
+            ],
+            "pull_request" => &[
+                ("branches", Ty::List(Box::new(Ty::Str))),
+                ("paths", Ty::List(Box::new(Ty::Str))),
+                ("forks", Ty::Bool),
+            ],
             "tag" => &[("pattern", Ty::Str)],
             "schedule" => &[("cron", Ty::Str)],
             "manual" => &[],
             other => {
-                let mut d = self.error(Code::UnknownTrigger, t.kind.span, format!("unknown trigger `{other}`"), "not a trigger kind").with_note("triggers are push, pull_request, tag, schedule and manual");
-                if let Some(s) = suggest(other, ["push", "pull_request", "tag", "schedule", "manual"]) {
+                let mut d = self
+                    .error(
+                        Code::UnknownTrigger,
+                        t.kind.span,
+                        format!("unknown trigger `{other}`"),
+                        "not a trigger kind",
+                    )
+                    .with_note("triggers are push, pull_request, tag, schedule and manual");
+                if let Some(s) =
+                    suggest(other, ["push", "pull_request", "tag", "schedule", "manual"])
+                {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 }
                 self.err(d);
@@ -210,7 +343,12 @@ impl<'a> Checker<'a> {
                 Some(n) => match params.iter().find(|(p, _)| *p == n.name) {
                     Some((p, ty)) => (*p, ty.clone()),
                     None => {
-                        let mut d = self.error(Code::UnknownArgument, n.span, format!("trigger `{}` takes no argument `{}`", t.kind.name, n.name), "unknown argument");
+                        let mut d = self.error(
+                            Code::UnknownArgument,
+                            n.span,
+                            format!("trigger `{}` takes no argument `{}`", t.kind.name, n.name),
+                            "unknown argument",
+                        );
                         if let Some(s) = suggest(&n.name, params.iter().map(|(p, _)| *p)) {
                             d = d.with_help(format!("did you mean `{s}`?"));
                         }
@@ -221,14 +359,28 @@ impl<'a> Checker<'a> {
                 None => match params.get(i) {
                     Some((p, ty)) => (*p, ty.clone()),
                     None => {
-                        let d = self.error(Code::TooManyArguments, a.value.span, format!("trigger `{}` takes {} argument(s)", t.kind.name, params.len()), "unexpected argument");
+                        let d = self.error(
+                            Code::TooManyArguments,
+                            a.value.span,
+                            format!(
+                                "trigger `{}` takes {} argument(s)",
+                                t.kind.name,
+                                params.len()
+                            ),
+                            "unexpected argument",
+                        );
                         self.err(d);
                         continue;
                     }
                 },
             };
             if !given.insert(pname) {
-                let d = self.error(Code::DuplicateArgument, a.value.span, format!("`{pname}` is given twice"), "given again here");
+                let d = self.error(
+                    Code::DuplicateArgument,
+                    a.value.span,
+                    format!("`{pname}` is given twice"),
+                    "given again here",
+                );
                 self.err(d);
             }
             let ty = self.expr(&a.value, Some(&pty));
@@ -237,17 +389,22 @@ impl<'a> Checker<'a> {
             // Validate literal patterns.
             match pname {
                 "cron" => {
-                    if let Some(s) = literal_str(&a.value) {
-                        if let Err(why) = crate::validate::cron(&s) {
-                            let d = self.error(Code::InvalidCron, a.value.span, format!("invalid cron expression `{s}`"), why).with_help("a schedule has five fields: minute hour day-of-month month day-of-week, e.g. \"0 3 * * 1-5\"");
-                            self.err(d);
-                        }
+                    if let Some(s) = literal_str(&a.value)
+                        && let Err(why) = crate::validate::cron(&s)
+                    {
+                        let d = self.error(Code::InvalidCron, a.value.span, format!("invalid cron expression `{s}`"), why).with_help("a schedule has five fields: minute hour day-of-month month day-of-week, e.g. \"0 3 * * 1-5\"");
+                        self.err(d);
                     }
                 }
                 "pattern" | "branches" | "paths" | "tags" => {
                     let pats: Vec<(String, Span)> = match &a.value.kind {
-                        ExprKind::List(items) => items.iter().filter_map(|e| literal_str(e).map(|s| (s, e.span))).collect(),
-                        _ => literal_str(&a.value).map(|s| vec![(s, a.value.span)]).unwrap_or_default(),
+                        ExprKind::List(items) => items
+                            .iter()
+                            .filter_map(|e| literal_str(e).map(|s| (s, e.span)))
+                            .collect(),
+                        _ => literal_str(&a.value)
+                            .map(|s| vec![(s, a.value.span)])
+                            .unwrap_or_default(),
                     };
                     for (s, span) in pats {
                         if let Err(why) = crate::validate::glob(&s) {
@@ -260,11 +417,25 @@ impl<'a> Checker<'a> {
             }
         }
         if t.kind.name == "schedule" && t.args.is_empty() {
-            let d = self.error(Code::MissingArgument, t.span, "`schedule` needs a cron expression", "missing `cron`").with_help("write `on schedule(\"0 3 * * *\")`");
+            let d = self
+                .error(
+                    Code::MissingArgument,
+                    t.span,
+                    "`schedule` needs a cron expression",
+                    "missing `cron`",
+                )
+                .with_help("write `on schedule(\"0 3 * * *\")`");
             self.err(d);
         }
         if t.kind.name == "tag" && t.args.is_empty() {
-            let d = self.error(Code::MissingArgument, t.span, "`tag` needs a pattern", "missing `pattern`").with_help("write `on tag(\"v*\")`");
+            let d = self
+                .error(
+                    Code::MissingArgument,
+                    t.span,
+                    "`tag` needs a pattern",
+                    "missing `pattern`",
+                )
+                .with_help("write `on tag(\"v*\")`");
             self.err(d);
         }
     }
@@ -283,8 +454,14 @@ impl<'a> Checker<'a> {
             TypeExpr::List(inner, _) => Ty::List(Box::new(self.resolve_type(inner))),
             TypeExpr::Optional(inner, _) => Ty::Optional(Box::new(self.resolve_type(inner))),
             TypeExpr::Record(fields, _) => {
-                let fs = fields.iter().map(|f| (f.name.name.clone(), self.resolve_type(&f.ty))).collect();
-                Ty::Record { name: None, fields: fs }
+                let fs = fields
+                    .iter()
+                    .map(|f| (f.name.name.clone(), self.resolve_type(&f.ty)))
+                    .collect();
+                Ty::Record {
+                    name: None,
+                    fields: fs,
+                }
             }
             TypeExpr::Named(path, span) => {
                 if path.len() == 1 {
@@ -307,7 +484,14 @@ impl<'a> Checker<'a> {
                         "Findings" => Some(Ty::findings()),
                         "Report" => Some(Ty::Reports(0)),
                         "list" => {
-                            let d = self.error(Code::UnknownType, *span, "`list` needs an element type", "write `list[T]`").with_help("for example `list[str]`");
+                            let d = self
+                                .error(
+                                    Code::UnknownType,
+                                    *span,
+                                    "`list` needs an element type",
+                                    "write `list[T]`",
+                                )
+                                .with_help("for example `list[str]`");
                             self.err(d);
                             Some(Ty::Error)
                         }
@@ -319,13 +503,39 @@ impl<'a> Checker<'a> {
                     if let Some(t) = self.named_type(&self.file.clone(), n, *span) {
                         return t;
                     }
-                    let mut candidates: Vec<String> = ["int", "bool", "str", "duration", "size", "percent", "Secret", "Dir", "File", "Step", "Gate", "Approval", "TestReport", "Coverage", "Findings"].iter().map(|s| (*s).to_owned()).collect();
+                    let mut candidates: Vec<String> = [
+                        "int",
+                        "bool",
+                        "str",
+                        "duration",
+                        "size",
+                        "percent",
+                        "Secret",
+                        "Dir",
+                        "File",
+                        "Step",
+                        "Gate",
+                        "Approval",
+                        "TestReport",
+                        "Coverage",
+                        "Findings",
+                    ]
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect();
                     for it in &self.module().parsed.module.items {
-                        if let ItemKind::Enum(EnumDecl { name, .. }) | ItemKind::Type(TypeDecl { name, .. }) = &it.kind {
+                        if let ItemKind::Enum(EnumDecl { name, .. })
+                        | ItemKind::Type(TypeDecl { name, .. }) = &it.kind
+                        {
                             candidates.push(name.name.clone());
                         }
                     }
-                    let mut d = self.error(Code::UnknownType, *span, format!("unknown type `{n}`"), "no type of this name");
+                    let mut d = self.error(
+                        Code::UnknownType,
+                        *span,
+                        format!("unknown type `{n}`"),
+                        "no type of this name",
+                    );
                     if let Some(s) = suggest(n, candidates.iter().map(String::as_str)) {
                         d = d.with_help(format!("did you mean `{s}`?"));
                     }
@@ -339,7 +549,15 @@ impl<'a> Checker<'a> {
                             match self.named_type(&target, &path[1].name, *span) {
                                 Some(t) => t,
                                 None => {
-                                    let d = self.error(Code::UnknownMember, path[1].span, format!("module `{}` has no type `{}`", path[0].name, path[1].name), "no such type");
+                                    let d = self.error(
+                                        Code::UnknownMember,
+                                        path[1].span,
+                                        format!(
+                                            "module `{}` has no type `{}`",
+                                            path[0].name, path[1].name
+                                        ),
+                                        "no such type",
+                                    );
                                     self.err(d);
                                     Ty::Error
                                 }
@@ -347,13 +565,25 @@ impl<'a> Checker<'a> {
                         }
                         Some((Import::Broken, _)) => Ty::Error,
                         None => {
-                            let d = self.error(Code::UnknownName, path[0].span, format!("no module named `{}`", path[0].name), "not imported").with_help(format!("import it: `use \"{}.weir\"`", path[0].name));
+                            let d = self
+                                .error(
+                                    Code::UnknownName,
+                                    path[0].span,
+                                    format!("no module named `{}`", path[0].name),
+                                    "not imported",
+                                )
+                                .with_help(format!("import it: `use \"{}.weir\"`", path[0].name));
                             self.err(d);
                             Ty::Error
                         }
                     }
                 } else {
-                    let d = self.error(Code::UnknownType, *span, "a type path has at most two parts", "write `module.Type`");
+                    let d = self.error(
+                        Code::UnknownType,
+                        *span,
+                        "a type path has at most two parts",
+                        "write `module.Type`",
+                    );
                     self.err(d);
                     Ty::Error
                 }
@@ -376,7 +606,17 @@ impl<'a> Checker<'a> {
         match self.type_decls.get(&key) {
             Some(Some(t)) => return t.clone(),
             Some(None) => {
-                let d = self.error(Code::UnknownType, span, format!("record type `{name}` contains itself"), "recursive type").with_note("a record cannot contain itself: its values would be infinitely large").with_help("make the field a list (`list[T]`), which may be empty");
+                let d = self
+                    .error(
+                        Code::UnknownType,
+                        span,
+                        format!("record type `{name}` contains itself"),
+                        "recursive type",
+                    )
+                    .with_note(
+                        "a record cannot contain itself: its values would be infinitely large",
+                    )
+                    .with_help("make the field a list (`list[T]`), which may be empty");
                 self.err(d);
                 return Ty::Error;
             }
@@ -384,12 +624,21 @@ impl<'a> Checker<'a> {
         }
         self.type_decls.insert(key.clone(), None);
         let m = &self.program.modules[module];
-        let ItemKind::Type(t) = &m.parsed.module.items[m.items[name]].kind else { return Ty::Error };
+        let ItemKind::Type(t) = &m.parsed.module.items[m.items[name]].kind else {
+            return Ty::Error;
+        };
         let ty = self.with_module(module, |c| {
             if t.fields.len() == 1 && t.fields[0].name.name.is_empty() {
                 c.resolve_type(&t.fields[0].ty)
             } else {
-                Ty::Record { name: Some(name.to_owned()), fields: t.fields.iter().map(|f| (f.name.name.clone(), c.resolve_type(&f.ty))).collect() }
+                Ty::Record {
+                    name: Some(name.to_owned()),
+                    fields: t
+                        .fields
+                        .iter()
+                        .map(|f| (f.name.name.clone(), c.resolve_type(&f.ty)))
+                        .collect(),
+                }
             }
         });
         self.type_decls.insert(key, Some(ty.clone()));
@@ -398,10 +647,15 @@ impl<'a> Checker<'a> {
 
     fn record_defaults(&self, name: &str) -> Vec<String> {
         for m in self.program.modules.values() {
-            if let Some(&i) = m.items.get(name) {
-                if let ItemKind::Type(t) = &m.parsed.module.items[i].kind {
-                    return t.fields.iter().filter(|f| f.default.is_some()).map(|f| f.name.name.clone()).collect();
-                }
+            if let Some(&i) = m.items.get(name)
+                && let ItemKind::Type(t) = &m.parsed.module.items[i].kind
+            {
+                return t
+                    .fields
+                    .iter()
+                    .filter(|f| f.default.is_some())
+                    .map(|f| f.name.name.clone())
+                    .collect();
             }
         }
         Vec::new()
@@ -415,8 +669,18 @@ impl<'a> Checker<'a> {
             Some(Some(t)) => return t.clone(),
             Some(None) => {
                 let m = &self.program.modules[module];
-                let span = m.parsed.module.items[m.items[name]].kind.name().map_or_else(Span::default, |n| n.span);
-                let d = Diagnostic::error(Code::UnknownName, module, span, format!("`{name}` is defined in terms of itself")).with_label("this definition refers back to itself").with_help("a `let` cannot use its own value; compute it from other values");
+                let span = m.parsed.module.items[m.items[name]]
+                    .kind
+                    .name()
+                    .map_or_else(Span::default, |n| n.span);
+                let d = Diagnostic::error(
+                    Code::UnknownName,
+                    module,
+                    span,
+                    format!("`{name}` is defined in terms of itself"),
+                )
+                .with_label("this definition refers back to itself")
+                .with_help("a `let` cannot use its own value; compute it from other values");
                 self.err(d);
                 return Typed::error();
             }
@@ -424,7 +688,9 @@ impl<'a> Checker<'a> {
         }
         self.let_types.insert(key.clone(), None);
         let m = &self.program.modules[module];
-        let ItemKind::Let(l) = &m.parsed.module.items[m.items[name]].kind else { return Typed::error() };
+        let ItemKind::Let(l) = &m.parsed.module.items[m.items[name]].kind else {
+            return Typed::error();
+        };
         let t = self.with_module(module, |c| c.let_decl(l));
         self.let_types.insert(key, Some(t.clone()));
         t
@@ -435,7 +701,14 @@ impl<'a> Checker<'a> {
         let t = self.expr(&l.value, expected.as_ref());
         if let Some(e) = &expected {
             self.expect_fits(&t, e, l.value.span, &format!("`{}`", l.name.name));
-            return Typed { ty: if t.ty.is_error() { e.clone() } else { Ty::unify(&t.ty, e).unwrap_or(e.clone()) }, rt: t.rt };
+            return Typed {
+                ty: if t.ty.is_error() {
+                    e.clone()
+                } else {
+                    Ty::unify(&t.ty, e).unwrap_or(e.clone())
+                },
+                rt: t.rt,
+            };
         }
         t
     }
@@ -452,7 +725,9 @@ impl<'a> Checker<'a> {
     /// it fits the annotation (it is more precise: a step's outputs), else the annotation.
     fn fn_return(&mut self, module: &str, name: &str) -> Typed {
         let key = (module.to_owned(), name.to_owned());
-        let Some(f) = self.fn_decl(module, name) else { return Typed::error() };
+        let Some(f) = self.fn_decl(module, name) else {
+            return Typed::error();
+        };
         match self.fn_rets.get(&key) {
             Some(Some(t)) => return t.clone(),
             Some(None) => {
@@ -461,9 +736,14 @@ impl<'a> Checker<'a> {
                     let ty = self.with_module(module, |c| c.resolve_type(r));
                     return Typed::plan(ty);
                 }
-                let d = Diagnostic::error(Code::RecursiveFunctionNeedsType, module, f.name.span, format!("recursive function `{name}` needs a return type"))
-                    .with_label("this function calls itself")
-                    .with_help(format!("annotate it: `fn {name}(...) -> T {{ ... }}`"));
+                let d = Diagnostic::error(
+                    Code::RecursiveFunctionNeedsType,
+                    module,
+                    f.name.span,
+                    format!("recursive function `{name}` needs a return type"),
+                )
+                .with_label("this function calls itself")
+                .with_help(format!("annotate it: `fn {name}(...) -> T {{ ... }}`"));
                 self.err(d);
                 return Typed::error();
             }
@@ -483,7 +763,14 @@ impl<'a> Checker<'a> {
                     let declared = c.resolve_type(r);
                     let span = f.body.stmts.last().map_or(f.body.span, Stmt::span);
                     c.expect_fits(&body, &declared, span, &format!("the result of `{name}`"));
-                    if body.ty.fits(&declared) && !body.ty.is_error() { Typed { ty: body.ty, rt: body.rt } } else { Typed::plan(declared) }
+                    if body.ty.fits(&declared) && !body.ty.is_error() {
+                        Typed {
+                            ty: body.ty,
+                            rt: body.rt,
+                        }
+                    } else {
+                        Typed::plan(declared)
+                    }
                 }
                 None => body,
             }
@@ -525,7 +812,12 @@ impl<'a> Checker<'a> {
                         ItemKind::Pipeline(_) => "a pipeline",
                         _ => "a policy",
                     };
-                    let d = self.error(Code::TypeMismatch, span, format!("`{n}` is {what}, not a value"), "used as a value here");
+                    let d = self.error(
+                        Code::TypeMismatch,
+                        span,
+                        format!("`{n}` is {what}, not a value"),
+                        "used as a value here",
+                    );
                     self.err(d);
                     Typed::error()
                 }
@@ -541,7 +833,12 @@ impl<'a> Checker<'a> {
             return Typed::plan(Ty::Fn(format!("\0{n}")));
         }
         let names = self.visible_names();
-        let mut d = self.error(Code::UnknownName, span, format!("cannot find `{n}` in this scope"), "not defined");
+        let mut d = self.error(
+            Code::UnknownName,
+            span,
+            format!("cannot find `{n}` in this scope"),
+            "not defined",
+        );
         if let Some(s) = suggest(n, names.iter().map(String::as_str)) {
             d = d.with_help(format!("did you mean `{s}`?"));
         } else if crate::syntax::is_keyword(n) {
@@ -557,7 +854,15 @@ impl<'a> Checker<'a> {
         if t.ty.fits(expected) {
             return;
         }
-        let mut d = self.error(Code::TypeMismatch, span, format!("mismatched types: {what} must be `{expected}`, found `{}`", t.ty), format!("expected `{expected}`, found `{}`", t.ty));
+        let mut d = self.error(
+            Code::TypeMismatch,
+            span,
+            format!(
+                "mismatched types: {what} must be `{expected}`, found `{}`",
+                t.ty
+            ),
+            format!("expected `{expected}`, found `{}`", t.ty),
+        );
         match (&t.ty, expected) {
             (Ty::Optional(inner), e) if inner.fits(e) => {
                 d.code = Code::OptionalNotHandled;
@@ -569,7 +874,9 @@ impl<'a> Checker<'a> {
             }
             (Ty::Secret, _) => {
                 d.code = Code::SecretMisuse;
-                d = d.with_help("a `Secret` only reaches a step through `secrets: { NAME: secret(\"...\") }`");
+                d = d.with_help(
+                    "a `Secret` only reaches a step through `secrets: { NAME: secret(\"...\") }`",
+                );
             }
             (Ty::Str, Ty::Enum(e)) => {
                 d = d.with_help(format!("use a variant of `{e}`, such as `{e}.<variant>`"));
@@ -603,7 +910,12 @@ impl<'a> Checker<'a> {
                 self.err(d);
             }
             other => {
-                let mut d = self.error(Code::ConditionNotBool, span, format!("a condition must be `bool`, found `{other}`"), format!("this is `{other}`"));
+                let mut d = self.error(
+                    Code::ConditionNotBool,
+                    span,
+                    format!("a condition must be `bool`, found `{other}`"),
+                    format!("this is `{other}`"),
+                );
                 if matches!(other, Ty::Optional(_)) {
                     d = d.with_help("compare with `none`: `x != none`");
                 } else if matches!(other, Ty::Str) {
@@ -637,18 +949,41 @@ impl<'a> Checker<'a> {
                 Stmt::Expr(e) => {
                     let t = self.expr(e, None);
                     let is_last = i + 1 == n;
-                    if (registers || !is_last) && !produces_nodes(&t.ty) && !matches!(e.kind, ExprKind::If { .. } | ExprKind::For { .. } | ExprKind::Match { .. }) {
-                        let d = self.error(Code::UnusedValue, e.span, format!("this `{}` value is computed and then thrown away", t.ty), "unused value").with_help("bind it with `let`, or remove it");
+                    if (registers || !is_last)
+                        && !produces_nodes(&t.ty)
+                        && !matches!(
+                            e.kind,
+                            ExprKind::If { .. } | ExprKind::For { .. } | ExprKind::Match { .. }
+                        )
+                    {
+                        let d = self
+                            .error(
+                                Code::UnusedValue,
+                                e.span,
+                                format!("this `{}` value is computed and then thrown away", t.ty),
+                                "unused value",
+                            )
+                            .with_help("bind it with `let`, or remove it");
                         self.err(d);
                     }
-                    if matches!(e.kind, ExprKind::If { .. } | ExprKind::For { .. } | ExprKind::Match { .. }) {
+                    if matches!(
+                        e.kind,
+                        ExprKind::If { .. } | ExprKind::For { .. } | ExprKind::Match { .. }
+                    ) {
                         // Checked in expr; a statement-level `if` decides which steps exist.
                     }
                     last = t;
                 }
                 Stmt::Stage(st) => self.stage(st),
                 Stmt::Require(r) => {
-                    let d = self.error(Code::SyntaxError, r.span, "`require` belongs in a gate or a policy", "not allowed here").with_help("wrap it: `gate \"name\" { require ... else \"...\" }`");
+                    let d = self
+                        .error(
+                            Code::SyntaxError,
+                            r.span,
+                            "`require` belongs in a gate or a policy",
+                            "not allowed here",
+                        )
+                        .with_help("wrap it: `gate \"name\" { require ... else \"...\" }`");
                     self.err(d);
                 }
             }
@@ -670,7 +1005,14 @@ impl<'a> Checker<'a> {
     pub fn expr(&mut self, e: &Expr, expected: Option<&Ty>) -> Typed {
         self.depth += 1;
         let t = if self.depth > MAX_CHECK_DEPTH {
-            let d = self.error(Code::NestingTooDeep, e.span, "this expression is nested too deeply to check", "too deep").with_help("split it into `let` bindings");
+            let d = self
+                .error(
+                    Code::NestingTooDeep,
+                    e.span,
+                    "this expression is nested too deeply to check",
+                    "too deep",
+                )
+                .with_help("split it into `let` bindings");
             self.err(d);
             Typed::error()
         } else {
@@ -684,7 +1026,12 @@ impl<'a> Checker<'a> {
         match &e.kind {
             ExprKind::Int(_) => Typed::plan(Ty::Int),
             ExprKind::Bool(_) => Typed::plan(Ty::Bool),
-            ExprKind::None => Typed::plan(expected.filter(|t| matches!(t, Ty::Optional(_))).cloned().unwrap_or(Ty::NoneLit)),
+            ExprKind::None => Typed::plan(
+                expected
+                    .filter(|t| matches!(t, Ty::Optional(_)))
+                    .cloned()
+                    .unwrap_or(Ty::NoneLit),
+            ),
             ExprKind::Duration(_) => Typed::plan(Ty::Duration),
             ExprKind::Size(_) => Typed::plan(Ty::Size),
             ExprKind::Percent(_) => Typed::plan(Ty::Percent),
@@ -730,7 +1077,10 @@ impl<'a> Checker<'a> {
                     };
                 }
                 let elem = ty.or(elem_expected).unwrap_or(Ty::Error);
-                Typed { ty: Ty::List(Box::new(elem)), rt }
+                Typed {
+                    ty: Ty::List(Box::new(elem)),
+                    rt,
+                }
             }
             ExprKind::Record(fields) => self.record(fields, e.span, expected),
             ExprKind::Unary(op, x) => {
@@ -741,7 +1091,12 @@ impl<'a> Checker<'a> {
                 };
                 if !ok {
                     let sym = if *op == UnOp::Not { "!" } else { "-" };
-                    let d = self.error(Code::InvalidOperands, e.span, format!("`{sym}` cannot be applied to `{}`", t.ty), format!("this is `{}`", t.ty));
+                    let d = self.error(
+                        Code::InvalidOperands,
+                        e.span,
+                        format!("`{sym}` cannot be applied to `{}`", t.ty),
+                        format!("this is `{}`", t.ty),
+                    );
                     self.err(d);
                     return Typed::error();
                 }
@@ -757,7 +1112,10 @@ impl<'a> Checker<'a> {
                     Some(b) => {
                         let bt = self.block_stmts(b, false);
                         match Ty::unify(&a.ty, &bt.ty) {
-                            Some(u) => Typed { ty: u, rt: a.rt || bt.rt },
+                            Some(u) => Typed {
+                                ty: u,
+                                rt: a.rt || bt.rt,
+                            },
                             None => Typed::plan(Ty::Unit),
                         }
                     }
@@ -765,7 +1123,10 @@ impl<'a> Checker<'a> {
                         if produces_nodes(&a.ty) || a.ty == Ty::Unit {
                             Typed::plan(Ty::Unit)
                         } else {
-                            Typed { ty: Ty::Optional(Box::new(a.ty)), rt: a.rt }
+                            Typed {
+                                ty: Ty::Optional(Box::new(a.ty)),
+                                rt: a.rt,
+                            }
                         }
                     }
                 }
@@ -778,7 +1139,14 @@ impl<'a> Checker<'a> {
                     Ty::List(t) => (**t).clone(),
                     Ty::Error => Ty::Error,
                     other => {
-                        let d = self.error(Code::NotIterable, iter.span, format!("`for` walks a list, found `{other}`"), format!("this is `{other}`")).with_help("write the values as a list: `[a, b]`");
+                        let d = self
+                            .error(
+                                Code::NotIterable,
+                                iter.span,
+                                format!("`for` walks a list, found `{other}`"),
+                                format!("this is `{other}`"),
+                            )
+                            .with_help("write the values as a list: `[a, b]`");
                         self.err(d);
                         Ty::Error
                     }
@@ -787,9 +1155,18 @@ impl<'a> Checker<'a> {
                 self.bind(&var.name, Typed::plan(elem));
                 let b = self.block_stmts(body, false);
                 self.scopes.pop();
-                Typed { ty: Ty::List(Box::new(b.ty)), rt: b.rt }
+                Typed {
+                    ty: Ty::List(Box::new(b.ty)),
+                    rt: b.rt,
+                }
             }
-            ExprKind::Node { kind, name, fields, requires, .. } => self.node(*kind, name, fields, requires, e.span),
+            ExprKind::Node {
+                kind,
+                name,
+                fields,
+                requires,
+                ..
+            } => self.node(*kind, name, fields, requires, e.span),
         }
     }
 
@@ -801,12 +1178,34 @@ impl<'a> Checker<'a> {
                     .with_help("give it to the step as an environment variable: `secrets: { TOKEN: secret(\"NAME\") }`, then use `$TOKEN` in the script");
                 self.err(d);
             }
-            Ty::Step(_) | Ty::Gate | Ty::Approval | Ty::Fn(_) | Ty::Module(_) | Ty::Record { .. } | Ty::Reports(_) | Ty::Unit | Ty::EnumType(_) => {
-                let d = self.error(Code::TypeMismatch, span, format!("a `{ty}` cannot be interpolated into text"), "not text").with_help("interpolate a field of it instead, such as a step's output");
+            Ty::Step(_)
+            | Ty::Gate
+            | Ty::Approval
+            | Ty::Fn(_)
+            | Ty::Module(_)
+            | Ty::Record { .. }
+            | Ty::Reports(_)
+            | Ty::Unit
+            | Ty::EnumType(_) => {
+                let d = self
+                    .error(
+                        Code::TypeMismatch,
+                        span,
+                        format!("a `{ty}` cannot be interpolated into text"),
+                        "not text",
+                    )
+                    .with_help("interpolate a field of it instead, such as a step's output");
                 self.err(d);
             }
             Ty::Optional(_) => {
-                let d = self.error(Code::OptionalNotHandled, span, "this value may be `none` and cannot be interpolated as is", "optional").with_help("give a fallback: `${x ?? \"\"}`");
+                let d = self
+                    .error(
+                        Code::OptionalNotHandled,
+                        span,
+                        "this value may be `none` and cannot be interpolated as is",
+                        "optional",
+                    )
+                    .with_help("give a fallback: `${x ?? \"\"}`");
                 self.err(d);
             }
             Ty::List(inner) => self.check_interpolation(inner, span),
@@ -825,7 +1224,14 @@ impl<'a> Checker<'a> {
         for f in fields {
             if let Some(prev) = seen.insert(&f.name.name, f.name.span) {
                 let file = self.file.clone();
-                let d = self.error(Code::DuplicateField, f.name.span, format!("field `{}` is given twice", f.name.name), "given again here").with_secondary(&file, prev, "first given here");
+                let d = self
+                    .error(
+                        Code::DuplicateField,
+                        f.name.span,
+                        format!("field `{}` is given twice", f.name.name),
+                        "given again here",
+                    )
+                    .with_secondary(&file, prev, "first given here");
                 self.err(d);
                 continue;
             }
@@ -834,13 +1240,25 @@ impl<'a> Checker<'a> {
             rt |= t.rt;
             out.push((f.name.name.clone(), t.ty));
         }
-        if let Some(Ty::Record { name: Some(rname), fields: efs }) = expected {
+        if let Some(Ty::Record {
+            name: Some(rname),
+            fields: efs,
+        }) = expected
+        {
             let defaults = self.record_defaults(rname);
             for (n, t) in &out {
                 match named(efs, n) {
                     None => {
-                        let f = fields.iter().find(|f| &f.name.name == n).map_or(span, |f| f.name.span);
-                        let mut d = self.error(Code::UnknownField, f, format!("`{rname}` has no field `{n}`"), "unknown field");
+                        let f = fields
+                            .iter()
+                            .find(|f| &f.name.name == n)
+                            .map_or(span, |f| f.name.span);
+                        let mut d = self.error(
+                            Code::UnknownField,
+                            f,
+                            format!("`{rname}` has no field `{n}`"),
+                            "unknown field",
+                        );
                         if let Some(s) = suggest(n, efs.iter().map(|(n, _)| n.as_str())) {
                             d = d.with_help(format!("did you mean `{s}`?"));
                         }
@@ -848,32 +1266,89 @@ impl<'a> Checker<'a> {
                     }
                     Some(et) => {
                         if !t.fits(&et) {
-                            let f = fields.iter().find(|f| &f.name.name == n).map_or(span, |f| f.value.span);
-                            let d = self.error(Code::TypeMismatch, f, format!("mismatched types: field `{n}` must be `{et}`, found `{t}`"), format!("expected `{et}`"));
+                            let f = fields
+                                .iter()
+                                .find(|f| &f.name.name == n)
+                                .map_or(span, |f| f.value.span);
+                            let d = self.error(
+                                Code::TypeMismatch,
+                                f,
+                                format!(
+                                    "mismatched types: field `{n}` must be `{et}`, found `{t}`"
+                                ),
+                                format!("expected `{et}`"),
+                            );
                             self.err(d);
                         }
                     }
                 }
             }
-            let missing: Vec<&str> = efs.iter().map(|(n, _)| n.as_str()).filter(|n| !seen.contains_key(n) && !defaults.iter().any(|d| d == n)).collect();
+            let missing: Vec<&str> = efs
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .filter(|n| !seen.contains_key(n) && !defaults.iter().any(|d| d == n))
+                .collect();
             if !missing.is_empty() {
-                let d = self.error(Code::MissingRecordField, span, format!("missing field{} {} of `{rname}`", if missing.len() > 1 { "s" } else { "" }, missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")), "in this record").with_help(format!("add {}", missing.iter().map(|m| format!("`{m}: ...`")).collect::<Vec<_>>().join(", ")));
+                let d = self
+                    .error(
+                        Code::MissingRecordField,
+                        span,
+                        format!(
+                            "missing field{} {} of `{rname}`",
+                            if missing.len() > 1 { "s" } else { "" },
+                            missing
+                                .iter()
+                                .map(|m| format!("`{m}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        "in this record",
+                    )
+                    .with_help(format!(
+                        "add {}",
+                        missing
+                            .iter()
+                            .map(|m| format!("`{m}: ...`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
                 self.err(d);
             }
-            return Typed { ty: expected.cloned().unwrap_or(Ty::Error), rt };
+            return Typed {
+                ty: expected.cloned().unwrap_or(Ty::Error),
+                rt,
+            };
         }
-        Typed { ty: Ty::Record { name: None, fields: out }, rt }
+        Typed {
+            ty: Ty::Record {
+                name: None,
+                fields: out,
+            },
+            rt,
+        }
     }
 
     fn field(&mut self, b: &Typed, field: &Ident, base: &Expr) -> Typed {
         let f = field.name.as_str();
         let rt = b.rt;
         let unknown = |c: &mut Self, what: String, candidates: Vec<String>, code: Code| {
-            let mut d = c.error(code, field.span, format!("{what} has no field `{f}`"), "unknown field");
+            let mut d = c.error(
+                code,
+                field.span,
+                format!("{what} has no field `{f}`"),
+                "unknown field",
+            );
             if let Some(s) = suggest(f, candidates.iter().map(String::as_str)) {
                 d = d.with_help(format!("did you mean `{s}`?"));
             } else if !candidates.is_empty() && candidates.len() <= 12 {
-                d = d.with_note(format!("available: {}", candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")));
+                d = d.with_note(format!(
+                    "available: {}",
+                    candidates
+                        .iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
             }
             c.err(d);
             Typed::error()
@@ -882,18 +1357,36 @@ impl<'a> Checker<'a> {
             Ty::Error => Typed::error(),
             Ty::Record { name, fields } => match named(fields, f) {
                 Some(t) => Typed { ty: t, rt },
-                None => unknown(self, name.as_ref().map_or_else(|| "this record".to_owned(), |n| format!("`{n}`")), fields.iter().map(|(n, _)| n.clone()).collect(), Code::UnknownField),
+                None => unknown(
+                    self,
+                    name.as_ref()
+                        .map_or_else(|| "this record".to_owned(), |n| format!("`{n}`")),
+                    fields.iter().map(|(n, _)| n.clone()).collect(),
+                    Code::UnknownField,
+                ),
             },
             Ty::EnumType(en) => {
                 let variants = self.enum_variants(en);
                 if variants.iter().any(|v| v == f) {
                     Typed::plan(Ty::Enum(en.clone()))
                 } else {
-                    let mut d = self.error(Code::UnknownVariant, field.span, format!("enum `{en}` has no variant `{f}`"), "unknown variant");
+                    let mut d = self.error(
+                        Code::UnknownVariant,
+                        field.span,
+                        format!("enum `{en}` has no variant `{f}`"),
+                        "unknown variant",
+                    );
                     if let Some(s) = suggest(f, variants.iter().map(String::as_str)) {
                         d = d.with_help(format!("did you mean `{en}.{s}`?"));
                     } else {
-                        d = d.with_note(format!("the variants are {}", variants.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ")));
+                        d = d.with_note(format!(
+                            "the variants are {}",
+                            variants
+                                .iter()
+                                .map(|v| format!("`{v}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
                     }
                     self.err(d);
                     Typed::error()
@@ -907,15 +1400,26 @@ impl<'a> Checker<'a> {
                     "exit_code" => return Typed::run(Ty::Int),
                     "tests" | "coverage" | "findings" => {
                         let (bit, ty, decl) = match f {
-                            "tests" => (REPORT_JUNIT, Ty::test_report(), "junit(\"path/to/junit.xml\")"),
-                            "coverage" => (REPORT_COVERAGE, Ty::coverage(), "coverage(\"lcov.info\")"),
+                            "tests" => (
+                                REPORT_JUNIT,
+                                Ty::test_report(),
+                                "junit(\"path/to/junit.xml\")",
+                            ),
+                            "coverage" => {
+                                (REPORT_COVERAGE, Ty::coverage(), "coverage(\"lcov.info\")")
+                            }
                             _ => (REPORT_SARIF, Ty::findings(), "sarif(\"results.sarif\")"),
                         };
                         if st.outputs.is_none() || st.reports & bit != 0 {
                             return Typed::run(ty);
                         }
                         let d = self
-                            .error(Code::MissingReport, field.span, format!("this step produces no `{f}` report"), "the step never declares this report")
+                            .error(
+                                Code::MissingReport,
+                                field.span,
+                                format!("this step produces no `{f}` report"),
+                                "the step never declares this report",
+                            )
                             .with_help(format!("declare it on the step: `reports: [{decl}]`"));
                         self.err(d);
                         return Typed::error();
@@ -925,10 +1429,18 @@ impl<'a> Checker<'a> {
                 match &st.outputs {
                     None => Typed::run(Ty::Error),
                     Some(outs) => match named(outs, f) {
-                        Some(t) => Typed { rt: !matches!(t, Ty::File | Ty::Dir), ty: t },
+                        Some(t) => Typed {
+                            rt: !matches!(t, Ty::File | Ty::Dir),
+                            ty: t,
+                        },
                         None => {
                             cands.extend(outs.iter().map(|(n, _)| n.clone()));
-                            let mut d = self.error(Code::UnknownStepOutput, field.span, format!("this step has no output `{f}`"), "unknown output");
+                            let mut d = self.error(
+                                Code::UnknownStepOutput,
+                                field.span,
+                                format!("this step has no output `{f}`"),
+                                "unknown output",
+                            );
                             if let Some(s) = suggest(f, cands.iter().map(String::as_str)) {
                                 d = d.with_help(format!("did you mean `{s}`?"));
                             } else {
@@ -942,7 +1454,14 @@ impl<'a> Checker<'a> {
             }
             Ty::Gate | Ty::Approval if f == "ok" => Typed::run(Ty::Bool),
             Ty::Optional(inner) => {
-                let d = self.error(Code::OptionalNotHandled, base.span, format!("this value may be `none`; cannot read `{f}`"), format!("`{}`", Ty::Optional(inner.clone()))).with_help("give a fallback with `??` first");
+                let d = self
+                    .error(
+                        Code::OptionalNotHandled,
+                        base.span,
+                        format!("this value may be `none`; cannot read `{f}`"),
+                        format!("`{}`", Ty::Optional(inner.clone())),
+                    )
+                    .with_help("give a fallback with `??` first");
                 self.err(d);
                 Typed::error()
             }
@@ -952,20 +1471,35 @@ impl<'a> Checker<'a> {
 
     fn enum_variants(&self, en: &str) -> Vec<String> {
         for m in self.program.modules.values() {
-            if let Some(&i) = m.items.get(en) {
-                if let ItemKind::Enum(e) = &m.parsed.module.items[i].kind {
-                    return e.variants.iter().map(|v| v.name.name.clone()).collect();
-                }
+            if let Some(&i) = m.items.get(en)
+                && let ItemKind::Enum(e) = &m.parsed.module.items[i].kind
+            {
+                return e.variants.iter().map(|v| v.name.name.clone()).collect();
             }
         }
         Vec::new()
     }
 
     fn member(&mut self, path: &str, field: &Ident, _base: &Expr) -> Typed {
-        let Some(m) = self.program.modules.get(path) else { return Typed::error() };
+        let Some(m) = self.program.modules.get(path) else {
+            return Typed::error();
+        };
         let Some(&idx) = m.items.get(&field.name) else {
-            let mut d = self.error(Code::UnknownMember, field.span, format!("module `{path}` has no member `{}`", field.name), "not defined there");
-            let pubs: Vec<&str> = m.parsed.module.items.iter().filter(|i| i.public).filter_map(|i| i.kind.name()).map(|n| n.name.as_str()).collect();
+            let mut d = self.error(
+                Code::UnknownMember,
+                field.span,
+                format!("module `{path}` has no member `{}`", field.name),
+                "not defined there",
+            );
+            let pubs: Vec<&str> = m
+                .parsed
+                .module
+                .items
+                .iter()
+                .filter(|i| i.public)
+                .filter_map(|i| i.kind.name())
+                .map(|n| n.name.as_str())
+                .collect();
             if let Some(s) = suggest(&field.name, pubs) {
                 d = d.with_help(format!("did you mean `{s}`?"));
             }
@@ -976,9 +1510,16 @@ impl<'a> Checker<'a> {
         if !item.public {
             let name_span = item.kind.name().map_or(item.span, |n| n.span);
             let d = self
-                .error(Code::PrivateMember, field.span, format!("`{}` is private to module `{path}`", field.name), "private")
+                .error(
+                    Code::PrivateMember,
+                    field.span,
+                    format!("`{}` is private to module `{path}`", field.name),
+                    "private",
+                )
                 .with_secondary(path, name_span, "declared here without `pub`")
-                .with_help(format!("mark it `pub` in `{path}` to use it from other modules"));
+                .with_help(format!(
+                    "mark it `pub` in `{path}` to use it from other modules"
+                ));
             self.err(d);
             return Typed::error();
         }
@@ -988,7 +1529,12 @@ impl<'a> Checker<'a> {
             ItemKind::Enum(e) => Typed::plan(Ty::EnumType(e.name.name.clone())),
             ItemKind::Param(p) => self.with_module(path, |c| Typed::plan(c.resolve_type(&p.ty))),
             _ => {
-                let d = self.error(Code::TypeMismatch, field.span, format!("`{}` is not a value", field.name), "not a value");
+                let d = self.error(
+                    Code::TypeMismatch,
+                    field.span,
+                    format!("`{}` is not a value", field.name),
+                    "not a value",
+                );
                 self.err(d);
                 Typed::error()
             }
@@ -997,31 +1543,73 @@ impl<'a> Checker<'a> {
 
     fn binary(&mut self, op: BinOp, l: &Expr, r: &Expr, span: Span) -> Typed {
         let a = self.expr(l, None);
-        let b = self.expr(r, if op == BinOp::Coalesce { if let Ty::Optional(t) = &a.ty { Some(&**t) } else { None } } else { Some(&a.ty) }.map(|t| t.clone()).as_ref());
+        let b = self.expr(
+            r,
+            if op == BinOp::Coalesce {
+                if let Ty::Optional(t) = &a.ty {
+                    Some(&**t)
+                } else {
+                    None
+                }
+            } else {
+                Some(&a.ty)
+            }
+            .cloned()
+            .as_ref(),
+        );
         let rt = a.rt || b.rt;
         if a.ty.is_error() || b.ty.is_error() {
             let ty = match op {
-                BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::And | BinOp::Or | BinOp::In => Ty::Bool,
+                BinOp::Eq
+                | BinOp::Ne
+                | BinOp::Lt
+                | BinOp::Le
+                | BinOp::Gt
+                | BinOp::Ge
+                | BinOp::And
+                | BinOp::Or
+                | BinOp::In => Ty::Bool,
                 _ => Ty::Error,
             };
             return Typed { ty, rt };
         }
         if matches!(a.ty, Ty::Secret) || matches!(b.ty, Ty::Secret) {
-            let s = if matches!(a.ty, Ty::Secret) { l.span } else { r.span };
-            let d = self.error(Code::SecretMisuse, s, format!("a `Secret` cannot be used with `{}`", op.as_str()), "a secret here").with_note("a secret's value never takes part in plan logic, so it cannot leak through it");
+            let s = if matches!(a.ty, Ty::Secret) {
+                l.span
+            } else {
+                r.span
+            };
+            let d = self
+                .error(
+                    Code::SecretMisuse,
+                    s,
+                    format!("a `Secret` cannot be used with `{}`", op.as_str()),
+                    "a secret here",
+                )
+                .with_note(
+                    "a secret's value never takes part in plan logic, so it cannot leak through it",
+                );
             self.err(d);
             return Typed::error();
         }
         let numeric = |t: &Ty| matches!(t, Ty::Int | Ty::Duration | Ty::Size | Ty::Percent);
         let result = match op {
             BinOp::Add if a.ty == Ty::Str && b.ty == Ty::Str => Some(Ty::Str),
-            BinOp::Add if matches!((&a.ty, &b.ty), (Ty::List(_), Ty::List(_))) => Ty::unify(&a.ty, &b.ty),
+            BinOp::Add if matches!((&a.ty, &b.ty), (Ty::List(_), Ty::List(_))) => {
+                Ty::unify(&a.ty, &b.ty)
+            }
             BinOp::Add | BinOp::Sub if numeric(&a.ty) && a.ty == b.ty => Some(a.ty.clone()),
             BinOp::Mul if numeric(&a.ty) && b.ty == Ty::Int => Some(a.ty.clone()),
             BinOp::Mul if a.ty == Ty::Int && numeric(&b.ty) => Some(b.ty.clone()),
             BinOp::Div if numeric(&a.ty) && b.ty == Ty::Int => Some(a.ty.clone()),
-            BinOp::Eq | BinOp::Ne if Ty::unify(&a.ty, &b.ty).is_some() && !a.ty.is_node() => Some(Ty::Bool),
-            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge if (numeric(&a.ty) || a.ty == Ty::Str) && a.ty == b.ty => Some(Ty::Bool),
+            BinOp::Eq | BinOp::Ne if Ty::unify(&a.ty, &b.ty).is_some() && !a.ty.is_node() => {
+                Some(Ty::Bool)
+            }
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+                if (numeric(&a.ty) || a.ty == Ty::Str) && a.ty == b.ty =>
+            {
+                Some(Ty::Bool)
+            }
             BinOp::And | BinOp::Or if a.ty == Ty::Bool && b.ty == Ty::Bool => Some(Ty::Bool),
             BinOp::In => match &b.ty {
                 Ty::List(t) if a.ty.fits(t) || t.fits(&a.ty) => Some(Ty::Bool),
@@ -1032,7 +1620,14 @@ impl<'a> Checker<'a> {
                 Ty::Optional(t) if b.ty.fits(t) => Some((**t).clone()),
                 Ty::NoneLit => Some(b.ty.clone()),
                 _ => {
-                    let d = self.error(Code::InvalidOperands, l.span, format!("`??` needs an optional value on its left, found `{}`", a.ty), "never `none`").with_help("remove the `?? ...`: this value is always present");
+                    let d = self
+                        .error(
+                            Code::InvalidOperands,
+                            l.span,
+                            format!("`??` needs an optional value on its left, found `{}`", a.ty),
+                            "never `none`",
+                        )
+                        .with_help("remove the `?? ...`: this value is always present");
                     self.err(d);
                     return Typed { ty: a.ty, rt };
                 }
@@ -1042,7 +1637,17 @@ impl<'a> Checker<'a> {
         match result {
             Some(ty) => Typed { ty, rt },
             None => {
-                let mut d = self.error(Code::InvalidOperands, span, format!("`{}` cannot be applied to `{}` and `{}`", op.as_str(), a.ty, b.ty), format!("`{}` {} `{}`", a.ty, op.as_str(), b.ty));
+                let mut d = self.error(
+                    Code::InvalidOperands,
+                    span,
+                    format!(
+                        "`{}` cannot be applied to `{}` and `{}`",
+                        op.as_str(),
+                        a.ty,
+                        b.ty
+                    ),
+                    format!("`{}` {} `{}`", a.ty, op.as_str(), b.ty),
+                );
                 if op == BinOp::Add && (a.ty == Ty::Str) != (b.ty == Ty::Str) {
                     d = d.with_help("build text with interpolation: \"${a}${b}\"");
                 } else if matches!(op, BinOp::And | BinOp::Or) {
@@ -1051,7 +1656,25 @@ impl<'a> Checker<'a> {
                     d = d.with_help("`in` tests membership in a list (`x in [a, b]`) or a substring (`\"a\" in s`)");
                 }
                 self.err(d);
-                Typed { ty: if matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::And | BinOp::Or | BinOp::In) { Ty::Bool } else { Ty::Error }, rt }
+                Typed {
+                    ty: if matches!(
+                        op,
+                        BinOp::Eq
+                            | BinOp::Ne
+                            | BinOp::Lt
+                            | BinOp::Le
+                            | BinOp::Gt
+                            | BinOp::Ge
+                            | BinOp::And
+                            | BinOp::Or
+                            | BinOp::In
+                    ) {
+                        Ty::Bool
+                    } else {
+                        Ty::Error
+                    },
+                    rt,
+                }
             }
         }
     }
@@ -1082,10 +1705,23 @@ impl<'a> Checker<'a> {
                         let last = path.last().map_or("", |i| i.name.as_str());
                         if let Some((en, vs)) = &variants {
                             if path.len() == 2 && path[0].name != *en {
-                                let d = self.error(Code::TypeMismatch, path[0].span, format!("this pattern names `{}`, but the value is a `{en}`", path[0].name), format!("expected `{en}`"));
+                                let d = self.error(
+                                    Code::TypeMismatch,
+                                    path[0].span,
+                                    format!(
+                                        "this pattern names `{}`, but the value is a `{en}`",
+                                        path[0].name
+                                    ),
+                                    format!("expected `{en}`"),
+                                );
                                 self.err(d);
                             } else if !vs.iter().any(|v| v == last) {
-                                let mut d = self.error(Code::UnknownVariant, *pspan, format!("enum `{en}` has no variant `{last}`"), "unknown variant");
+                                let mut d = self.error(
+                                    Code::UnknownVariant,
+                                    *pspan,
+                                    format!("enum `{en}` has no variant `{last}`"),
+                                    "unknown variant",
+                                );
                                 if let Some(sg) = suggest(last, vs.iter().map(String::as_str)) {
                                     d = d.with_help(format!("did you mean `{en}.{sg}`?"));
                                 }
@@ -1095,7 +1731,12 @@ impl<'a> Checker<'a> {
                                 arm_useful = true;
                             }
                         } else if !s.ty.is_error() {
-                            let d = self.error(Code::TypeMismatch, *pspan, format!("an enum pattern cannot match a `{}`", s.ty), "enum pattern");
+                            let d = self.error(
+                                Code::TypeMismatch,
+                                *pspan,
+                                format!("an enum pattern cannot match a `{}`", s.ty),
+                                "enum pattern",
+                            );
                             self.err(d);
                             arm_useful = true;
                         }
@@ -1103,7 +1744,12 @@ impl<'a> Checker<'a> {
                     Pattern::Literal(lit) => {
                         let t = self.expr(lit, Some(&s.ty));
                         if !t.ty.fits(&s.ty) && !s.ty.is_error() {
-                            let d = self.error(Code::TypeMismatch, lit.span, format!("this pattern is `{}`, but the value is `{}`", t.ty, s.ty), format!("expected `{}`", s.ty));
+                            let d = self.error(
+                                Code::TypeMismatch,
+                                lit.span,
+                                format!("this pattern is `{}`, but the value is `{}`", t.ty, s.ty),
+                                format!("expected `{}`", s.ty),
+                            );
                             self.err(d);
                         }
                         arm_useful = true;
@@ -1111,7 +1757,14 @@ impl<'a> Checker<'a> {
                 }
             }
             if !arm_useful {
-                let d = self.error(Code::UnreachableArm, arm.patterns.first().map_or(arm.body.span, Pattern::span), "this arm can never be taken", "unreachable").with_help("earlier arms already cover every value it matches; remove it");
+                let d = self
+                    .error(
+                        Code::UnreachableArm,
+                        arm.patterns.first().map_or(arm.body.span, Pattern::span),
+                        "this arm can never be taken",
+                        "unreachable",
+                    )
+                    .with_help("earlier arms already cover every value it matches; remove it");
                 self.err(d);
             }
             let t = self.expr(&arm.body, result.as_ref());
@@ -1131,21 +1784,45 @@ impl<'a> Checker<'a> {
         if !wildcard {
             match &variants {
                 Some((en, vs)) => {
-                    let missing: Vec<&String> = vs.iter().filter(|v| !covered.contains(*v)).collect();
+                    let missing: Vec<&String> =
+                        vs.iter().filter(|v| !covered.contains(*v)).collect();
                     if !missing.is_empty() {
-                        let list = missing.iter().map(|m| format!("`{en}.{m}`")).collect::<Vec<_>>().join(", ");
-                        let d = self.error(Code::NonExhaustiveMatch, span, format!("this `match` does not cover {list}"), "not every variant is handled").with_help(format!("add arms for {list}, or a wildcard arm `_ => ...`"));
+                        let list = missing
+                            .iter()
+                            .map(|m| format!("`{en}.{m}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let d = self
+                            .error(
+                                Code::NonExhaustiveMatch,
+                                span,
+                                format!("this `match` does not cover {list}"),
+                                "not every variant is handled",
+                            )
+                            .with_help(format!(
+                                "add arms for {list}, or a wildcard arm `_ => ...`"
+                            ));
                         self.err(d);
                     }
                 }
                 None if !s.ty.is_error() => {
-                    let d = self.error(Code::NonExhaustiveMatch, span, format!("a `match` on `{}` needs a wildcard arm", s.ty), "not every value is handled").with_help("add `_ => ...` as the last arm");
+                    let d = self
+                        .error(
+                            Code::NonExhaustiveMatch,
+                            span,
+                            format!("a `match` on `{}` needs a wildcard arm", s.ty),
+                            "not every value is handled",
+                        )
+                        .with_help("add `_ => ...` as the last arm");
                     self.err(d);
                 }
                 None => {}
             }
         }
-        Typed { ty: result.unwrap_or(Ty::Error), rt }
+        Typed {
+            ty: result.unwrap_or(Ty::Error),
+            rt,
+        }
     }
 
     fn call(&mut self, callee: &Expr, args: &[Arg], span: Span, _expected: Option<&Ty>) -> Typed {
@@ -1159,7 +1836,12 @@ impl<'a> Checker<'a> {
                 return Typed::error();
             }
             other => {
-                let d = self.error(Code::NotCallable, callee.span, format!("`{other}` is not a function"), "called here");
+                let d = self.error(
+                    Code::NotCallable,
+                    callee.span,
+                    format!("`{other}` is not a function"),
+                    "called here",
+                );
                 self.err(d);
                 return Typed::error();
             }
@@ -1168,8 +1850,21 @@ impl<'a> Checker<'a> {
         if module.is_empty() {
             return self.builtin_call(name, args, span);
         }
-        let Some(f) = self.fn_decl(module, name) else { return Typed::error() };
-        let params: Vec<(String, Ty, bool)> = self.with_module(module, |c| f.params.iter().map(|p| (p.name.name.clone(), c.resolve_type(&p.ty), p.default.is_some())).collect());
+        let Some(f) = self.fn_decl(module, name) else {
+            return Typed::error();
+        };
+        let params: Vec<(String, Ty, bool)> = self.with_module(module, |c| {
+            f.params
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.name.clone(),
+                        c.resolve_type(&p.ty),
+                        p.default.is_some(),
+                    )
+                })
+                .collect()
+        });
         let arg_types = self.bind_args(name, &params, args, span);
         for (i, (pname, pty, _)) in params.iter().enumerate() {
             if let Some((t, aspan)) = &arg_types[i] {
@@ -1185,7 +1880,13 @@ impl<'a> Checker<'a> {
 
     /// Matches positional and named arguments to parameters. Returns each
     /// parameter's argument type and span, if given.
-    fn bind_args(&mut self, fname: &str, params: &[(String, Ty, bool)], args: &[Arg], span: Span) -> Vec<Option<(Typed, Span)>> {
+    fn bind_args(
+        &mut self,
+        fname: &str,
+        params: &[(String, Ty, bool)],
+        args: &[Arg],
+        span: Span,
+    ) -> Vec<Option<(Typed, Span)>> {
         let mut out: Vec<Option<(Typed, Span)>> = vec![None; params.len()];
         let mut positional = 0;
         for a in args {
@@ -1193,11 +1894,24 @@ impl<'a> Checker<'a> {
                 Some(n) => match params.iter().position(|(p, _, _)| *p == n.name) {
                     Some(i) => i,
                     None => {
-                        let mut d = self.error(Code::UnknownArgument, n.span, format!("`{fname}` has no parameter `{}`", n.name), "unknown argument");
-                        if let Some(s) = suggest(&n.name, params.iter().map(|(p, _, _)| p.as_str())) {
+                        let mut d = self.error(
+                            Code::UnknownArgument,
+                            n.span,
+                            format!("`{fname}` has no parameter `{}`", n.name),
+                            "unknown argument",
+                        );
+                        if let Some(s) = suggest(&n.name, params.iter().map(|(p, _, _)| p.as_str()))
+                        {
                             d = d.with_help(format!("did you mean `{s}`?"));
                         } else if !params.is_empty() {
-                            d = d.with_note(format!("its parameters are {}", params.iter().map(|(p, t, _)| format!("`{p}: {t}`")).collect::<Vec<_>>().join(", ")));
+                            d = d.with_note(format!(
+                                "its parameters are {}",
+                                params
+                                    .iter()
+                                    .map(|(p, t, _)| format!("`{p}: {t}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ));
                         }
                         self.err(d);
                         self.expr(&a.value, None);
@@ -1208,7 +1922,16 @@ impl<'a> Checker<'a> {
                     let i = positional;
                     positional += 1;
                     if i >= params.len() {
-                        let d = self.error(Code::TooManyArguments, a.value.span, format!("`{fname}` takes {} argument{}, but more were given", params.len(), if params.len() == 1 { "" } else { "s" }), "unexpected argument");
+                        let d = self.error(
+                            Code::TooManyArguments,
+                            a.value.span,
+                            format!(
+                                "`{fname}` takes {} argument{}, but more were given",
+                                params.len(),
+                                if params.len() == 1 { "" } else { "s" }
+                            ),
+                            "unexpected argument",
+                        );
                         self.err(d);
                         self.expr(&a.value, None);
                         continue;
@@ -1218,16 +1941,44 @@ impl<'a> Checker<'a> {
             };
             let t = self.expr(&a.value, Some(&params[idx].1));
             if out[idx].is_some() {
-                let d = self.error(Code::DuplicateArgument, a.value.span, format!("`{}` is given twice", params[idx].0), "given again here");
+                let d = self.error(
+                    Code::DuplicateArgument,
+                    a.value.span,
+                    format!("`{}` is given twice", params[idx].0),
+                    "given again here",
+                );
                 self.err(d);
                 continue;
             }
             out[idx] = Some((t, a.value.span));
         }
-        let missing: Vec<&(String, Ty, bool)> = params.iter().enumerate().filter(|(i, (_, _, has_default))| out[*i].is_none() && !has_default).map(|(_, p)| p).collect();
+        let missing: Vec<&(String, Ty, bool)> = params
+            .iter()
+            .enumerate()
+            .filter(|(i, (_, _, has_default))| out[*i].is_none() && !has_default)
+            .map(|(_, p)| p)
+            .collect();
         if !missing.is_empty() {
-            let list = missing.iter().map(|(p, t, _)| format!("`{p}: {t}`")).collect::<Vec<_>>().join(", ");
-            let d = self.error(Code::MissingArgument, span, format!("`{fname}` is missing {list}"), "in this call").with_help(format!("add {}", missing.iter().map(|(p, _, _)| format!("`{p}: ...`")).collect::<Vec<_>>().join(", ")));
+            let list = missing
+                .iter()
+                .map(|(p, t, _)| format!("`{p}: {t}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let d = self
+                .error(
+                    Code::MissingArgument,
+                    span,
+                    format!("`{fname}` is missing {list}"),
+                    "in this call",
+                )
+                .with_help(format!(
+                    "add {}",
+                    missing
+                        .iter()
+                        .map(|(p, _, _)| format!("`{p}: ...`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
             self.err(d);
         }
         out
@@ -1247,7 +1998,17 @@ impl<'a> Checker<'a> {
         let b = builtin(name).expect("builtin exists");
         if name == "value" {
             // The argument is a type.
-            if let [Arg { name: None, value: Expr { kind: ExprKind::Name(t), span: tspan } }] = args {
+            if let [
+                Arg {
+                    name: None,
+                    value:
+                        Expr {
+                            kind: ExprKind::Name(t),
+                            span: tspan,
+                        },
+                },
+            ] = args
+            {
                 let ty = match t.as_str() {
                     "str" => Ty::Str,
                     "int" => Ty::Int,
@@ -1256,18 +2017,44 @@ impl<'a> Checker<'a> {
                     "percent" => Ty::Percent,
                     "size" => Ty::Size,
                     _ => {
-                        let d = self.error(Code::UnknownType, *tspan, format!("a value output cannot have type `{t}`"), "not a value type").with_help("value outputs are str, int, bool, duration, size or percent");
+                        let d = self
+                            .error(
+                                Code::UnknownType,
+                                *tspan,
+                                format!("a value output cannot have type `{t}`"),
+                                "not a value type",
+                            )
+                            .with_help(
+                                "value outputs are str, int, bool, duration, size or percent",
+                            );
                         self.err(d);
                         Ty::Error
                     }
                 };
                 return Typed::plan(ty);
             }
-            let d = self.error(Code::MissingArgument, span, "`value` takes the output's type", "write `value(str)`").with_help("for example `outputs: { version: value(str) }`");
+            let d = self
+                .error(
+                    Code::MissingArgument,
+                    span,
+                    "`value` takes the output's type",
+                    "write `value(str)`",
+                )
+                .with_help("for example `outputs: { version: value(str) }`");
             self.err(d);
             return Typed::error();
         }
-        let params: Vec<(String, Ty, bool)> = b.params.iter().map(|(n, t)| (n.trim_end_matches('=').to_owned(), Self::parse_builtin_ty(t), n.ends_with('='))).collect();
+        let params: Vec<(String, Ty, bool)> = b
+            .params
+            .iter()
+            .map(|(n, t)| {
+                (
+                    n.trim_end_matches('=').to_owned(),
+                    Self::parse_builtin_ty(t),
+                    n.ends_with('='),
+                )
+            })
+            .collect();
         let got = self.bind_args(name, &params, args, span);
         let mut rt = false;
         for (i, (pname, pty, _)) in params.iter().enumerate() {
@@ -1280,25 +2067,46 @@ impl<'a> Checker<'a> {
                     continue;
                 }
                 if matches!(t.ty, Ty::Secret) {
-                    let d = self.error(Code::SecretMisuse, *aspan, format!("a `Secret` cannot be passed to `{name}`"), "a secret here");
+                    let d = self.error(
+                        Code::SecretMisuse,
+                        *aspan,
+                        format!("a `Secret` cannot be passed to `{name}`"),
+                        "a secret here",
+                    );
                     self.err(d);
                 }
             }
         }
-        let arg0 = got.first().and_then(|g| g.as_ref()).map(|(t, _)| t.ty.clone()).unwrap_or(Ty::Error);
+        let arg0 = got
+            .first()
+            .and_then(|g| g.as_ref())
+            .map_or(Ty::Error, |(t, _)| t.ty.clone());
         let ty = match name {
             "secret" => {
                 if rt {
-                    let d = self.error(Code::RuntimeValueAtPlanTime, span, "a secret's name must be known when the plan is built", "run-time value");
+                    let d = self.error(
+                        Code::RuntimeValueAtPlanTime,
+                        span,
+                        "a secret's name must be known when the plan is built",
+                        "run-time value",
+                    );
                     self.err(d);
                 }
-                if let Some(Arg { value, .. }) = args.first() {
-                    if let Some(s) = literal_str(value) {
-                        if !crate::validate::env_name(&s) {
-                            let d = self.error(Code::ShortSecretName, value.span, format!("`{s}` is not a portable secret name"), "use letters, digits and `_`").with_help("name secrets like environment variables, e.g. `REGISTRY_TOKEN`");
-                            self.err(d);
-                        }
-                    }
+                if let Some(Arg { value, .. }) = args.first()
+                    && let Some(s) = literal_str(value)
+                    && !crate::validate::env_name(&s)
+                {
+                    let d = self
+                        .error(
+                            Code::ShortSecretName,
+                            value.span,
+                            format!("`{s}` is not a portable secret name"),
+                            "use letters, digits and `_`",
+                        )
+                        .with_help(
+                            "name secrets like environment variables, e.g. `REGISTRY_TOKEN`",
+                        );
+                    self.err(d);
                 }
                 return Typed::plan(Ty::Secret);
             }
@@ -1311,13 +2119,21 @@ impl<'a> Checker<'a> {
             "join" | "upper" | "lower" | "str" => Ty::Str,
             "len" => {
                 if !matches!(arg0, Ty::List(_) | Ty::Str | Ty::Error) {
-                    let d = self.error(Code::TypeMismatch, span, format!("`len` takes a list or a string, found `{arg0}`"), "not a list or string");
+                    let d = self.error(
+                        Code::TypeMismatch,
+                        span,
+                        format!("`len` takes a list or a string, found `{arg0}`"),
+                        "not a list or string",
+                    );
                     self.err(d);
                 }
                 Ty::Int
             }
             "contains" => {
-                let arg1 = got.get(1).and_then(|g| g.as_ref()).map(|(t, _)| t.ty.clone()).unwrap_or(Ty::Error);
+                let arg1 = got
+                    .get(1)
+                    .and_then(|g| g.as_ref())
+                    .map_or(Ty::Error, |(t, _)| t.ty.clone());
                 let ok = match &arg0 {
                     Ty::List(t) => arg1.fits(t),
                     Ty::Str => matches!(arg1, Ty::Str | Ty::Error),
@@ -1332,21 +2148,49 @@ impl<'a> Checker<'a> {
             }
             _ => Ty::Error,
         };
-        if rt && !matches!(name, "str" | "join" | "upper" | "lower" | "len" | "contains") {
-            self.expect_plan(&Typed::run(ty.clone()), span, &format!("the argument of `{name}`"));
+        if rt
+            && !matches!(
+                name,
+                "str" | "join" | "upper" | "lower" | "len" | "contains"
+            )
+        {
+            self.expect_plan(
+                &Typed::run(ty.clone()),
+                span,
+                &format!("the argument of `{name}`"),
+            );
         }
         Typed { ty, rt }
     }
 
-    fn node(&mut self, kind: NodeKind, name: &Expr, fields: &[FieldInit], requires: &[Require], span: Span) -> Typed {
+    fn node(
+        &mut self,
+        kind: NodeKind,
+        name: &Expr,
+        fields: &[FieldInit],
+        requires: &[Require],
+        span: Span,
+    ) -> Typed {
         let nt = self.expr(name, Some(&Ty::Str));
-        self.expect_fits(&nt, &Ty::Str, name.span, &format!("a {} name", kind.as_str()));
+        self.expect_fits(
+            &nt,
+            &Ty::Str,
+            name.span,
+            &format!("a {} name", kind.as_str()),
+        );
         self.expect_plan(&nt, name.span, &format!("a {} name", kind.as_str()));
-        if let Some(s) = literal_str(name) {
-            if s.trim().is_empty() || s.chars().any(char::is_control) {
-                let d = self.error(Code::EmptyStepName, name.span, format!("a {} name must be non-empty, printable text", kind.as_str()), "invalid name").with_help("name it after what it does, e.g. \"build\"");
-                self.err(d);
-            }
+        if let Some(s) = literal_str(name)
+            && (s.trim().is_empty() || s.chars().any(char::is_control))
+        {
+            let d = self
+                .error(
+                    Code::EmptyStepName,
+                    name.span,
+                    format!("a {} name must be non-empty, printable text", kind.as_str()),
+                    "invalid name",
+                )
+                .with_help("name it after what it does, e.g. \"build\"");
+            self.err(d);
         }
         let allowed = match kind {
             NodeKind::Step => STEP_FIELDS,
@@ -1359,11 +2203,23 @@ impl<'a> Checker<'a> {
         for f in fields {
             let fname = f.name.name.as_str();
             if !allowed.contains(&fname) {
-                let mut d = self.error(Code::UnknownStepField, f.name.span, format!("{}s have no field `{fname}`", kind.as_str()), "unknown field");
+                let mut d = self.error(
+                    Code::UnknownStepField,
+                    f.name.span,
+                    format!("{}s have no field `{fname}`", kind.as_str()),
+                    "unknown field",
+                );
                 if let Some(s) = suggest(fname, allowed.iter().copied()) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 } else {
-                    d = d.with_note(format!("the fields are {}", allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")));
+                    d = d.with_note(format!(
+                        "the fields are {}",
+                        allowed
+                            .iter()
+                            .map(|a| format!("`{a}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
                 }
                 if kind == NodeKind::Gate && fname == "require" {
                     d = d.with_help("write requirements as `require <condition> else \"message\"`");
@@ -1374,14 +2230,23 @@ impl<'a> Checker<'a> {
             }
             if let Some(prev) = seen.insert(fname, f.name.span) {
                 let file = self.file.clone();
-                let d = self.error(Code::DuplicateField, f.name.span, format!("field `{fname}` is given twice"), "given again here").with_secondary(&file, prev, "first given here");
+                let d = self
+                    .error(
+                        Code::DuplicateField,
+                        f.name.span,
+                        format!("field `{fname}` is given twice"),
+                        "given again here",
+                    )
+                    .with_secondary(&file, prev, "first given here");
                 self.err(d);
                 continue;
             }
             let strs = Ty::List(Box::new(Ty::Str));
             let (expected, rt_ok): (Option<Ty>, bool) = match fname {
                 "run" => (None, true),
-                "image" | "workdir" | "concurrency" | "environment" | "description" => (Some(Ty::Str), false),
+                "image" | "workdir" | "concurrency" | "environment" | "description" => {
+                    (Some(Ty::Str), false)
+                }
                 "timeout" | "backoff" => (Some(Ty::Duration), false),
                 "retries" | "min" => (Some(Ty::Int), false),
                 "allow_failure" | "cache" | "not_author" => (Some(Ty::Bool), false),
@@ -1415,7 +2280,9 @@ impl<'a> Checker<'a> {
                 "inputs" => {
                     let ok = match &t.ty {
                         Ty::Dir | Ty::File | Ty::Artifact | Ty::Error => true,
-                        Ty::List(inner) => matches!(**inner, Ty::Dir | Ty::File | Ty::Artifact | Ty::Error),
+                        Ty::List(inner) => {
+                            matches!(**inner, Ty::Dir | Ty::File | Ty::Artifact | Ty::Error)
+                        }
                         _ => false,
                     };
                     if !ok {
@@ -1427,7 +2294,10 @@ impl<'a> Checker<'a> {
                     Ty::Record { fields: fs, .. } => {
                         for (n, ty) in fs {
                             let fspan = match &f.value.kind {
-                                ExprKind::Record(inits) => inits.iter().find(|i| &i.name.name == n).map_or(f.value.span, |i| i.value.span),
+                                ExprKind::Record(inits) => inits
+                                    .iter()
+                                    .find(|i| &i.name.name == n)
+                                    .map_or(f.value.span, |i| i.value.span),
                                 _ => f.value.span,
                             };
                             match ty {
@@ -1435,7 +2305,15 @@ impl<'a> Checker<'a> {
                                     let d = self.error(Code::SecretMisuse, fspan, format!("output `{n}` cannot be a `Secret`"), "a secret here").with_note("outputs are stored in the cache and shown in the plan; a secret there would leak");
                                     self.err(d);
                                 }
-                                Ty::File | Ty::Dir | Ty::Str | Ty::Int | Ty::Bool | Ty::Duration | Ty::Percent | Ty::Size | Ty::Error => {}
+                                Ty::File
+                                | Ty::Dir
+                                | Ty::Str
+                                | Ty::Int
+                                | Ty::Bool
+                                | Ty::Duration
+                                | Ty::Percent
+                                | Ty::Size
+                                | Ty::Error => {}
                                 other => {
                                     let d = self.error(Code::TypeMismatch, fspan, format!("output `{n}` must be `file(...)`, `dir(...)` or `value(T)`, found `{other}`"), "not an output").with_help("declare outputs as `file(\"path\")`, `dir(\"path\")` or `value(str)`");
                                     self.err(d);
@@ -1470,11 +2348,25 @@ impl<'a> Checker<'a> {
                     let ok = match &t.ty {
                         t if t.is_node() => true,
                         Ty::Error => true,
-                        Ty::List(inner) => inner.is_node() || matches!(**inner, Ty::Error) || matches!(&**inner, Ty::List(i2) if i2.is_node()),
+                        Ty::List(inner) => {
+                            inner.is_node()
+                                || matches!(**inner, Ty::Error)
+                                || matches!(&**inner, Ty::List(i2) if i2.is_node())
+                        }
                         _ => false,
                     };
                     if !ok {
-                        let d = self.error(Code::TypeMismatch, f.value.span, format!("`after` takes steps, gates and approvals, found `{}`", t.ty), "expected steps").with_help("name the steps: `after: [lint, test]`");
+                        let d = self
+                            .error(
+                                Code::TypeMismatch,
+                                f.value.span,
+                                format!(
+                                    "`after` takes steps, gates and approvals, found `{}`",
+                                    t.ty
+                                ),
+                                "expected steps",
+                            )
+                            .with_help("name the steps: `after: [lint, test]`");
                         self.err(d);
                     }
                 }
@@ -1485,20 +2377,46 @@ impl<'a> Checker<'a> {
             if kind == NodeKind::Gate {
                 self.check_require(r);
             } else {
-                let d = self.error(Code::UnknownStepField, r.span, format!("{}s take no `require`", kind.as_str()), "only gates take requirements").with_help("put the requirement in a `gate`");
+                let d = self
+                    .error(
+                        Code::UnknownStepField,
+                        r.span,
+                        format!("{}s take no `require`", kind.as_str()),
+                        "only gates take requirements",
+                    )
+                    .with_help("put the requirement in a `gate`");
                 self.err(d);
             }
         }
         if kind == NodeKind::Step && !seen.contains_key("run") {
-            let d = self.error(Code::MissingStepField, span, "this step has no `run` command", "missing `run`").with_help("add `run: \"command\"` (a shell script) or `run: [\"program\", \"arg\"]`");
+            let d = self
+                .error(
+                    Code::MissingStepField,
+                    span,
+                    "this step has no `run` command",
+                    "missing `run`",
+                )
+                .with_help(
+                    "add `run: \"command\"` (a shell script) or `run: [\"program\", \"arg\"]`",
+                );
             self.err(d);
         }
         if kind == NodeKind::Gate && requires.is_empty() {
-            let d = self.error(Code::MissingStepField, span, "this gate has no requirement", "missing `require`").with_help("add `require <condition> else \"message\"`");
+            let d = self
+                .error(
+                    Code::MissingStepField,
+                    span,
+                    "this gate has no requirement",
+                    "missing `require`",
+                )
+                .with_help("add `require <condition> else \"message\"`");
             self.err(d);
         }
         Typed::plan(match kind {
-            NodeKind::Step => Ty::Step(StepTy { outputs: Some(outputs), reports }),
+            NodeKind::Step => Ty::Step(StepTy {
+                outputs: Some(outputs),
+                reports,
+            }),
             NodeKind::Gate => Ty::Gate,
             NodeKind::Approval => Ty::Approval,
         })
@@ -1508,7 +2426,14 @@ impl<'a> Checker<'a> {
         let what = if secrets { "secrets" } else { "env" };
         let Ty::Record { fields, .. } = &t.ty else {
             if !t.ty.is_error() {
-                let d = self.error(Code::TypeMismatch, value.span, format!("`{what}` is a record of variables, found `{}`", t.ty), "expected a record").with_help(format!("write `{what}: {{ NAME: ... }}`"));
+                let d = self
+                    .error(
+                        Code::TypeMismatch,
+                        value.span,
+                        format!("`{what}` is a record of variables, found `{}`", t.ty),
+                        "expected a record",
+                    )
+                    .with_help(format!("write `{what}: {{ NAME: ... }}`"));
                 self.err(d);
             }
             return;
@@ -1518,10 +2443,21 @@ impl<'a> Checker<'a> {
             _ => &[],
         };
         for (n, ty) in fields {
-            let span = inits.iter().find(|i| &i.name.name == n).map_or(value.span, |i| i.value.span);
-            let name_span = inits.iter().find(|i| &i.name.name == n).map_or(value.span, |i| i.name.span);
+            let span = inits
+                .iter()
+                .find(|i| &i.name.name == n)
+                .map_or(value.span, |i| i.value.span);
+            let name_span = inits
+                .iter()
+                .find(|i| &i.name.name == n)
+                .map_or(value.span, |i| i.name.span);
             if !crate::validate::env_name(n) {
-                let d = self.error(Code::ShortSecretName, name_span, format!("`{n}` is not a portable environment variable name"), "use letters, digits and `_`");
+                let d = self.error(
+                    Code::ShortSecretName,
+                    name_span,
+                    format!("`{n}` is not a portable environment variable name"),
+                    "use letters, digits and `_`",
+                );
                 self.err(d);
             }
             match (secrets, ty) {
@@ -1537,7 +2473,17 @@ impl<'a> Checker<'a> {
                         .with_help(format!("move it to `secrets: {{ {n}: ... }}`"));
                     self.err(d);
                 }
-                (false, Ty::Str | Ty::Int | Ty::Bool | Ty::Duration | Ty::Percent | Ty::Size | Ty::Enum(_) | Ty::Error) => {}
+                (
+                    false,
+                    Ty::Str
+                    | Ty::Int
+                    | Ty::Bool
+                    | Ty::Duration
+                    | Ty::Percent
+                    | Ty::Size
+                    | Ty::Enum(_)
+                    | Ty::Error,
+                ) => {}
                 (false, other) => {
                     let d = self.error(Code::TypeMismatch, span, format!("mismatched types: an env value must be text or a number, found `{other}`"), "not a scalar");
                     self.err(d);

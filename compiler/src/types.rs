@@ -17,7 +17,10 @@ pub enum Ty {
     Percent,
     List(Box<Ty>),
     /// A record; `name` is set for declared `type`s.
-    Record { name: Option<String>, fields: Vec<(String, Ty)> },
+    Record {
+        name: Option<String>,
+        fields: Vec<(String, Ty)>,
+    },
     Enum(String),
     Optional(Box<Ty>),
     /// The type of `none` before it meets an optional.
@@ -65,7 +68,10 @@ impl Typed {
         Typed { ty, rt: true }
     }
     pub fn error() -> Self {
-        Typed { ty: Ty::Error, rt: false }
+        Typed {
+            ty: Ty::Error,
+            rt: false,
+        }
     }
 }
 
@@ -74,19 +80,51 @@ impl Ty {
         matches!(self, Ty::Error)
     }
     pub fn test_report() -> Ty {
-        Ty::Record { name: Some("TestReport".into()), fields: vec![("total".into(), Ty::Int), ("passed".into(), Ty::Int), ("failed".into(), Ty::Int), ("skipped".into(), Ty::Int)] }
+        Ty::Record {
+            name: Some("TestReport".into()),
+            fields: vec![
+                ("total".into(), Ty::Int),
+                ("passed".into(), Ty::Int),
+                ("failed".into(), Ty::Int),
+                ("skipped".into(), Ty::Int),
+            ],
+        }
     }
     pub fn coverage() -> Ty {
-        Ty::Record { name: Some("Coverage".into()), fields: vec![("lines".into(), Ty::Percent), ("branches".into(), Ty::Percent)] }
+        Ty::Record {
+            name: Some("Coverage".into()),
+            fields: vec![
+                ("lines".into(), Ty::Percent),
+                ("branches".into(), Ty::Percent),
+            ],
+        }
     }
     pub fn findings() -> Ty {
-        Ty::Record { name: Some("Findings".into()), fields: vec![("errors".into(), Ty::Int), ("warnings".into(), Ty::Int), ("notes".into(), Ty::Int), ("total".into(), Ty::Int)] }
+        Ty::Record {
+            name: Some("Findings".into()),
+            fields: vec![
+                ("errors".into(), Ty::Int),
+                ("warnings".into(), Ty::Int),
+                ("notes".into(), Ty::Int),
+                ("total".into(), Ty::Int),
+            ],
+        }
     }
     pub fn git() -> Ty {
-        Ty::Record { name: Some("Git".into()), fields: vec![("branch".into(), Ty::Str), ("sha".into(), Ty::Str), ("tag".into(), Ty::Optional(Box::new(Ty::Str)))] }
+        Ty::Record {
+            name: Some("Git".into()),
+            fields: vec![
+                ("branch".into(), Ty::Str),
+                ("sha".into(), Ty::Str),
+                ("tag".into(), Ty::Optional(Box::new(Ty::Str))),
+            ],
+        }
     }
     pub fn event() -> Ty {
-        Ty::Record { name: Some("Event".into()), fields: vec![("kind".into(), Ty::Str), ("actor".into(), Ty::Str)] }
+        Ty::Record {
+            name: Some("Event".into()),
+            fields: vec![("kind".into(), Ty::Str), ("actor".into(), Ty::Str)],
+        }
     }
     /// What a policy sees of a step.
     pub fn step_view() -> Ty {
@@ -116,13 +154,25 @@ impl Ty {
             (a, b) if a == b => true,
             (Ty::NoneLit, Ty::Optional(_)) => true,
             (a, Ty::Optional(b)) => a.fits(b),
-            (Ty::Optional(a), Ty::Optional(b)) => a.fits(b),
             (Ty::List(a), Ty::List(b)) => a.fits(b),
             (Ty::Step(_), Ty::Step(StepTy { outputs: None, .. })) => true,
             (Ty::Reports(_), Ty::Reports(_)) => true,
             (Ty::Dir | Ty::File, Ty::Artifact) => true,
-            (Ty::Record { fields: fa, name: na }, Ty::Record { fields: fb, name: nb }) => {
-                (na.is_none() || nb.is_none() || na == nb) && fb.iter().all(|(n, t)| fa.iter().any(|(m, u)| m == n && u.fits(t))) && fa.len() == fb.len()
+            (
+                Ty::Record {
+                    fields: fa,
+                    name: na,
+                },
+                Ty::Record {
+                    fields: fb,
+                    name: nb,
+                },
+            ) => {
+                (na.is_none() || nb.is_none() || na == nb)
+                    && fb
+                        .iter()
+                        .all(|(n, t)| fa.iter().any(|(m, u)| m == n && u.fits(t)))
+                    && fa.len() == fb.len()
             }
             _ => false,
         }
@@ -134,10 +184,21 @@ impl Ty {
             (Ty::Error, x) | (x, Ty::Error) => Some(x.clone()),
             (Ty::NoneLit, Ty::Optional(_)) => Some(b.clone()),
             (Ty::Optional(_), Ty::NoneLit) => Some(a.clone()),
-            (Ty::NoneLit, x) | (x, Ty::NoneLit) if !matches!(x, Ty::NoneLit) => Some(Ty::Optional(Box::new(x.clone()))),
+            (Ty::NoneLit, x) | (x, Ty::NoneLit) if !matches!(x, Ty::NoneLit) => {
+                Some(Ty::Optional(Box::new(x.clone())))
+            }
             (Ty::Reports(x), Ty::Reports(y)) => Some(Ty::Reports(x | y)),
-            (Ty::Dir | Ty::File | Ty::Artifact, Ty::Dir | Ty::File | Ty::Artifact) if a != b => Some(Ty::Artifact),
-            (Ty::Step(x), Ty::Step(y)) => Some(if x == y { a.clone() } else { Ty::Step(StepTy { outputs: None, reports: x.reports & y.reports }) }),
+            (Ty::Dir | Ty::File | Ty::Artifact, Ty::Dir | Ty::File | Ty::Artifact) if a != b => {
+                Some(Ty::Artifact)
+            }
+            (Ty::Step(x), Ty::Step(y)) => Some(if x == y {
+                a.clone()
+            } else {
+                Ty::Step(StepTy {
+                    outputs: None,
+                    reports: x.reports & y.reports,
+                })
+            }),
             (Ty::List(x), Ty::List(y)) => Ty::unify(x, y).map(|t| Ty::List(Box::new(t))),
             _ if a == b => Some(a.clone()),
             _ if a.fits(b) => Some(b.clone()),

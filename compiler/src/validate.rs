@@ -6,14 +6,29 @@
 pub fn cron(s: &str) -> Result<(), String> {
     let fields: Vec<&str> = s.split_whitespace().collect();
     if fields.len() != 5 {
-        return Err(format!("a cron expression has 5 fields, this has {}", fields.len()));
+        return Err(format!(
+            "a cron expression has 5 fields, this has {}",
+            fields.len()
+        ));
     }
     let limits: [(&str, u32, u32, &[&str]); 5] = [
         ("minute", 0, 59, &[]),
         ("hour", 0, 23, &[]),
         ("day of month", 1, 31, &[]),
-        ("month", 1, 12, &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]),
-        ("day of week", 0, 7, &["sun", "mon", "tue", "wed", "thu", "fri", "sat"]),
+        (
+            "month",
+            1,
+            12,
+            &[
+                "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+            ],
+        ),
+        (
+            "day of week",
+            0,
+            7,
+            &["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
+        ),
     ];
     for (field, (what, lo, hi, names)) in fields.iter().zip(limits) {
         for part in field.split(',') {
@@ -69,13 +84,11 @@ pub fn glob(s: &str) -> Result<(), String> {
             }
             '[' => {
                 let mut closed = false;
-                let mut n = 0;
-                for d in chars.by_ref() {
+                for (n, d) in chars.by_ref().enumerate() {
                     if d == ']' && n > 0 {
                         closed = true;
                         break;
                     }
-                    n += 1;
                 }
                 if !closed {
                     return Err("`[` is never closed".into());
@@ -104,5 +117,6 @@ pub fn glob(s: &str) -> Result<(), String> {
 /// Whether `s` is a portable environment variable name.
 pub fn env_name(s: &str) -> bool {
     let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

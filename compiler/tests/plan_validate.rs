@@ -17,6 +17,10 @@ fn a_cycle_in_a_host_edited_plan_names_every_node() {
     let problems = plan.validate();
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].code, Code::DependencyCycle);
-    assert!(problems[0].message.contains("`a` → `b` → `c`"), "{}", problems[0].message);
+    assert!(
+        problems[0].message.contains("`a` → `b` → `c`"),
+        "{}",
+        problems[0].message
+    );
     assert_eq!(problems[0].labels.len(), 2);
 }

@@ -7,7 +7,10 @@ use weir_compiler::diagnostics::Code;
 fn check(src: &str) -> Vec<(Code, u32)> {
     let mut files = BTreeMap::new();
     files.insert("ci.weir".to_owned(), src.to_owned());
-    weir_compiler::check(&files).into_iter().map(|d| (d.code, d.primary.span.start)).collect()
+    weir_compiler::check(&files)
+        .into_iter()
+        .map(|d| (d.code, d.primary.span.start))
+        .collect()
 }
 
 #[test]
@@ -39,5 +42,11 @@ fn one_misspelt_name_gives_one_diagnostic_not_a_cascade() {
 fn unterminated_string_is_one_diagnostic() {
     let d = check("pipeline ci {\n  step \"a { run: \"x\" }\n}\n");
     assert!(!d.is_empty());
-    assert!(d.iter().filter(|(c, _)| *c == Code::UnterminatedString).count() <= 1, "{d:?}");
+    assert!(
+        d.iter()
+            .filter(|(c, _)| *c == Code::UnterminatedString)
+            .count()
+            <= 1,
+        "{d:?}"
+    );
 }

@@ -31,16 +31,33 @@ fn fixtures() -> Vec<std::path::PathBuf> {
 fn ui_fixtures_render_as_snapshotted() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
     let all = fixtures();
-    assert!(all.len() >= 60, "expected at least 60 fixtures, found {}", all.len());
+    assert!(
+        all.len() >= 60,
+        "expected at least 60 fixtures, found {}",
+        all.len()
+    );
     for path in all {
         let files = common::load_fixture(&path);
         let (rendered, diags) = common::diagnose(&files);
-        let rel = path.strip_prefix(&root).unwrap().to_string_lossy().replace(['/', '\\'], "__").replace(".weir", "");
+        let rel = path
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace(['/', '\\'], "__")
+            .replace(".weir", "");
         if path.starts_with(root.join("ok")) {
-            assert!(diags.is_empty(), "{} should be clean, got:\n{rendered}", path.display());
+            assert!(
+                diags.is_empty(),
+                "{} should be clean, got:\n{rendered}",
+                path.display()
+            );
             continue;
         }
-        assert!(!diags.is_empty(), "{} produced no diagnostic", path.display());
+        assert!(
+            !diags.is_empty(),
+            "{} produced no diagnostic",
+            path.display()
+        );
         let mut sources = String::new();
         for (name, text) in &files {
             sources.push_str(&format!("--- {name}\n{text}\n"));
@@ -68,7 +85,11 @@ fn every_code_has_a_fixture_and_docs() {
     }
     let mut missing = Vec::new();
     for c in Code::ALL {
-        assert!(c.docs().starts_with(&format!("# {} {}", c.as_str(), c.name())), "docs of {c} must start with its code and name");
+        assert!(
+            c.docs()
+                .starts_with(&format!("# {} {}", c.as_str(), c.name())),
+            "docs of {c} must start with its code and name"
+        );
         if !seen.contains(c) && !NOT_FROM_FIXTURES.contains(&c.as_str()) {
             missing.push(c.as_str());
         }

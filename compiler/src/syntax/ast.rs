@@ -60,7 +60,11 @@ pub enum UseTarget {
     /// `use "lib/x.weir"`
     Path(String, Span),
     /// `use "acme/platform@^1.2"`
-    Versioned { name: String, version: String, span: Span },
+    Versioned {
+        name: String,
+        version: String,
+        span: Span,
+    },
     /// `use plugin "x.wasm"`
     Plugin(String, Span),
 }
@@ -171,7 +175,11 @@ pub enum TypeExpr {
 impl TypeExpr {
     pub fn span(&self) -> Span {
         match self {
-            TypeExpr::Named(_, s) | TypeExpr::List(_, s) | TypeExpr::Optional(_, s) | TypeExpr::Record(_, s) | TypeExpr::Error(s) => *s,
+            TypeExpr::Named(_, s)
+            | TypeExpr::List(_, s)
+            | TypeExpr::Optional(_, s)
+            | TypeExpr::Record(_, s)
+            | TypeExpr::Error(s) => *s,
         }
     }
 }
@@ -328,25 +336,51 @@ pub enum ExprKind {
     Duration(u64),
     Size(u64),
     Percent(i64),
-    Str { parts: Vec<StrPart>, multi: bool },
+    Str {
+        parts: Vec<StrPart>,
+        multi: bool,
+    },
     Name(String),
     Field(Box<Expr>, Ident),
-    Call { callee: Box<Expr>, args: Vec<Arg> },
+    Call {
+        callee: Box<Expr>,
+        args: Vec<Arg>,
+    },
     List(Vec<Expr>),
     Record(Vec<FieldInit>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
     Unary(UnOp, Box<Expr>),
-    If { cond: Box<Expr>, then: Block, els: Option<Block> },
-    Match { scrutinee: Box<Expr>, arms: Vec<MatchArm> },
-    For { var: Ident, iter: Box<Expr>, body: Block },
+    If {
+        cond: Box<Expr>,
+        then: Block,
+        els: Option<Block>,
+    },
+    Match {
+        scrutinee: Box<Expr>,
+        arms: Vec<MatchArm>,
+    },
+    For {
+        var: Ident,
+        iter: Box<Expr>,
+        body: Block,
+    },
     /// `step "name" { fields }`, `gate "name" { requires }`, `approval "name" { fields }`
-    Node { kind: NodeKind, name: Box<Expr>, fields: Vec<FieldInit>, requires: Vec<Require>, body_span: Span },
+    Node {
+        kind: NodeKind,
+        name: Box<Expr>,
+        fields: Vec<FieldInit>,
+        requires: Vec<Require>,
+        body_span: Span,
+    },
     Paren(Box<Expr>),
     Error,
 }
 
 impl Expr {
     pub fn error(span: Span) -> Expr {
-        Expr { kind: ExprKind::Error, span }
+        Expr {
+            kind: ExprKind::Error,
+            span,
+        }
     }
 }

@@ -209,7 +209,9 @@ impl std::fmt::Display for Tok {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Tok::Ident(s) => write!(f, "`{s}`"),
-            Tok::Int(_) | Tok::Duration(_) | Tok::Size(_) | Tok::Percent(_) => f.write_str("a number"),
+            Tok::Int(_) | Tok::Duration(_) | Tok::Size(_) | Tok::Percent(_) => {
+                f.write_str("a number")
+            }
             Tok::StrStart(_) | Tok::Text(_) => f.write_str("a string"),
             Tok::StrEnd => f.write_str("the end of the string"),
             Tok::InterpStart => f.write_str("`${`"),
@@ -263,7 +265,12 @@ pub fn lex(file: &str, src: &str) -> Lexed {
         bytes: src.as_bytes(),
         pos: 0,
         file,
-        out: Lexed { tokens: Vec::with_capacity(src.len() / 4), comments: Vec::new(), diagnostics: Vec::new(), too_deep: false },
+        out: Lexed {
+            tokens: Vec::with_capacity(src.len() / 4),
+            comments: Vec::new(),
+            diagnostics: Vec::new(),
+            too_deep: false,
+        },
         modes: Vec::new(),
         depth: 0,
     };
@@ -286,15 +293,22 @@ impl Lexer<'_> {
         self.out.tokens.push((tok, Span::new(start, self.pos)));
     }
     fn error(&mut self, code: Code, span: Span, msg: impl Into<String>, label: impl Into<String>) {
-        self.out.diagnostics.push(Diagnostic::error(code, self.file, span, msg).with_label(label));
+        self.out
+            .diagnostics
+            .push(Diagnostic::error(code, self.file, span, msg).with_label(label));
     }
     fn open(&mut self, start: usize) {
         self.depth += 1;
         if self.depth > MAX_NESTING && !self.out.too_deep {
             self.out.too_deep = true;
-            let d = Diagnostic::error(Code::NestingTooDeep, self.file, Span::new(start, self.pos), format!("brackets are nested more than {MAX_NESTING} levels deep"))
-                .with_label("this bracket is too deep")
-                .with_help("split the expression into `let` bindings or functions");
+            let d = Diagnostic::error(
+                Code::NestingTooDeep,
+                self.file,
+                Span::new(start, self.pos),
+                format!("brackets are nested more than {MAX_NESTING} levels deep"),
+            )
+            .with_label("this bracket is too deep")
+            .with_help("split the expression into `let` bindings or functions");
             self.out.diagnostics.push(d);
         }
     }
@@ -331,12 +345,19 @@ impl Lexer<'_> {
             }
             b'/' if self.peek(1) == b'/' => {
                 let doc = self.peek(2) == b'/' && self.peek(3) != b'/';
-                let end = self.src[start..].find('\n').map_or(self.src.len(), |i| start + i);
+                let end = self.src[start..]
+                    .find('\n')
+                    .map_or(self.src.len(), |i| start + i);
                 let text_start = start + if doc { 3 } else { 2 };
                 let text = self.src[text_start..end].trim_end_matches('\r').to_owned();
                 let trailing = self.line_has_code_before(start);
                 self.pos = end;
-                self.out.comments.push(Comment { span: Span::new(start, end), text, doc, trailing });
+                self.out.comments.push(Comment {
+                    span: Span::new(start, end),
+                    text,
+                    doc,
+                    trailing,
+                });
             }
             b'"' => {
                 let multi = self.peek(1) == b'"' && self.peek(2) == b'"';
@@ -434,8 +455,17 @@ impl Lexer<'_> {
                 } else {
                     let ch = self.src[start..].chars().next().unwrap_or('\u{fffd}');
                     self.pos += ch.len_utf8().max(1);
-                    let shown = if ch.is_control() { format!("{:?}", ch) } else { format!("`{ch}`") };
-                    self.error(Code::InvalidCharacter, Span::new(start, self.pos), format!("unexpected character {shown}"), "no token starts with this character");
+                    let shown = if ch.is_control() {
+                        format!("{ch:?}")
+                    } else {
+                        format!("`{ch}`")
+                    };
+                    self.error(
+                        Code::InvalidCharacter,
+                        Span::new(start, self.pos),
+                        format!("unexpected character {shown}"),
+                        "no token starts with this character",
+                    );
                     self.push(Tok::Error, start);
                 }
             }
@@ -462,7 +492,9 @@ impl Lexer<'_> {
             }
             let digits = &self.src[num_start..self.pos];
             let unit_start = self.pos;
-            while self.peek(0).is_ascii_alphabetic() || self.peek(0) == b'%' && self.pos == unit_start {
+            while self.peek(0).is_ascii_alphabetic()
+                || self.peek(0) == b'%' && self.pos == unit_start
+            {
                 let was_pct = self.peek(0) == b'%';
                 self.pos += 1;
                 if was_pct {
@@ -471,7 +503,13 @@ impl Lexer<'_> {
             }
             let unit = &self.src[unit_start..self.pos];
             let span = Span::new(start, self.pos);
-            let int_part: String = digits.split('.').next().unwrap_or("").chars().filter(|c| *c != '_').collect();
+            let int_part: String = digits
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .filter(|c| *c != '_')
+                .collect();
             let Ok(whole) = int_part.parse::<u64>() else {
                 self.invalid(span, "the number is too large");
                 return;
@@ -486,7 +524,10 @@ impl Lexer<'_> {
             };
             if let Some(mult) = dur {
                 if frac.is_some() {
-                    self.invalid(span, "durations take whole numbers: write `1m30s`, not `1.5m`");
+                    self.invalid(
+                        span,
+                        "durations take whole numbers: write `1m30s`, not `1.5m`",
+                    );
                     return;
                 }
                 total_ms = total_ms.saturating_add(u128::from(whole) * mult);
@@ -502,7 +543,10 @@ impl Lexer<'_> {
                 return;
             }
             if is_duration {
-                self.invalid(span, "a duration continues with a number and a unit: `ms`, `s`, `m`, `h` or `d`");
+                self.invalid(
+                    span,
+                    "a duration continues with a number and a unit: `ms`, `s`, `m`, `h` or `d`",
+                );
                 return;
             }
             let size = match unit {
@@ -519,7 +563,10 @@ impl Lexer<'_> {
             };
             if let Some(mult) = size {
                 if frac.is_some() {
-                    self.invalid(span, "sizes take whole numbers: write `1536MiB`, not `1.5GiB`");
+                    self.invalid(
+                        span,
+                        "sizes take whole numbers: write `1536MiB`, not `1.5GiB`",
+                    );
                     return;
                 }
                 let v = u128::from(whole) * mult;
@@ -549,7 +596,10 @@ impl Lexer<'_> {
                 return;
             }
             if frac.is_some() {
-                self.invalid(span, "Weir has no fractional numbers; only percentages take decimals");
+                self.invalid(
+                    span,
+                    "Weir has no fractional numbers; only percentages take decimals",
+                );
                 return;
             }
             if whole > i64::MAX as u64 {
@@ -562,7 +612,12 @@ impl Lexer<'_> {
     }
 
     fn invalid(&mut self, span: Span, why: &str) {
-        self.error(Code::InvalidLiteral, span, format!("invalid literal `{}`", &self.src[span.range()]), why);
+        self.error(
+            Code::InvalidLiteral,
+            span,
+            format!("invalid literal `{}`", &self.src[span.range()]),
+            why,
+        );
         self.push(Tok::Error, span.start as usize);
     }
 
@@ -596,10 +651,25 @@ impl Lexer<'_> {
                 if !text.is_empty() {
                     self.push(Tok::Text(text), start);
                 }
-                let open = self.out.tokens.iter().rev().find(|(t, _)| matches!(t, Tok::StrStart(_))).map_or(Span::new(start, start), |(_, s)| *s);
-                self.error(Code::UnterminatedString, open, "this string is never closed", "the string starts here");
+                let open = self
+                    .out
+                    .tokens
+                    .iter()
+                    .rev()
+                    .find(|(t, _)| matches!(t, Tok::StrStart(_)))
+                    .map_or(Span::new(start, start), |(_, s)| *s);
+                self.error(
+                    Code::UnterminatedString,
+                    open,
+                    "this string is never closed",
+                    "the string starts here",
+                );
                 if let Some(d) = self.out.diagnostics.last_mut() {
-                    d.help = Some(if multi { "close it with `\"\"\"`".into() } else { "close it with `\"` before the end of the line".into() });
+                    d.help = Some(if multi {
+                        "close it with `\"\"\"`".into()
+                    } else {
+                        "close it with `\"` before the end of the line".into()
+                    });
                 }
                 self.modes.pop();
                 self.push(Tok::StrEnd, self.pos);
@@ -608,10 +678,10 @@ impl Lexer<'_> {
             let c = self.peek(0);
             if multi && c == b'"' && self.peek(1) == b'"' && self.peek(2) == b'"' {
                 // A whitespace-only last line belongs to the closing quotes.
-                if let Some(nl) = text.rfind('\n') {
-                    if text[nl + 1..].trim().is_empty() {
-                        text.truncate(nl + 1);
-                    }
+                if let Some(nl) = text.rfind('\n')
+                    && text[nl + 1..].trim().is_empty()
+                {
+                    text.truncate(nl + 1);
                 }
                 if !text.is_empty() {
                     self.push(Tok::Text(text), start);
@@ -636,8 +706,19 @@ impl Lexer<'_> {
                 if !text.is_empty() {
                     self.push(Tok::Text(text), start);
                 }
-                let open = self.out.tokens.iter().rev().find(|(t, _)| matches!(t, Tok::StrStart(_))).map_or(Span::new(start, start), |(_, s)| *s);
-                self.error(Code::UnterminatedString, open.to(Span::new(self.pos, self.pos)), "this string is not closed before the end of the line", "the string starts here");
+                let open = self
+                    .out
+                    .tokens
+                    .iter()
+                    .rev()
+                    .find(|(t, _)| matches!(t, Tok::StrStart(_)))
+                    .map_or(Span::new(start, start), |(_, s)| *s);
+                self.error(
+                    Code::UnterminatedString,
+                    open.to(Span::new(self.pos, self.pos)),
+                    "this string is not closed before the end of the line",
+                    "the string starts here",
+                );
                 if let Some(d) = self.out.diagnostics.last_mut() {
                     d.help = Some("close it with `\"`; for text over several lines use a multi-line string `\"\"\"`".into());
                 }
@@ -676,7 +757,12 @@ impl Lexer<'_> {
                     let ch = self.src[self.pos + 1..].chars().next().unwrap_or(' ');
                     self.pos += 1 + ch.len_utf8();
                     let shown: String = ch.escape_debug().collect();
-                    self.error(Code::InvalidEscape, Span::new(esc_start, self.pos), format!("unknown escape sequence `\\{shown}`"), "not a known escape");
+                    self.error(
+                        Code::InvalidEscape,
+                        Span::new(esc_start, self.pos),
+                        format!("unknown escape sequence `\\{shown}`"),
+                        "not a known escape",
+                    );
                     if let Some(d) = self.out.diagnostics.last_mut() {
                         d.help = Some("the escapes are \\n \\t \\r \\\\ \\\" \\$ and \\0; write `\\\\` for a backslash".into());
                     }

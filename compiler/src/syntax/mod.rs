@@ -28,36 +28,55 @@ pub fn parse(file: &str, src: &str) -> Parsed {
     let lexed = lexer::lex(file, src);
     let mut diagnostics = lexed.diagnostics;
     let mut too_deep = lexed.too_deep;
-    if !too_deep {
-        if let Some(span) = overlong_expression(&lexed.tokens) {
-            too_deep = true;
-            diagnostics.push(
-                Diagnostic::error(Code::NestingTooDeep, file, span, format!("an expression longer than {MAX_EXPR_TOKENS} tokens"))
-                    .with_label("this expression is too long to check")
-                    .with_help("split it into `let` bindings"),
-            );
-        }
+    if !too_deep && let Some(span) = overlong_expression(&lexed.tokens) {
+        too_deep = true;
+        diagnostics.push(
+            Diagnostic::error(
+                Code::NestingTooDeep,
+                file,
+                span,
+                format!("an expression longer than {MAX_EXPR_TOKENS} tokens"),
+            )
+            .with_label("this expression is too long to check")
+            .with_help("split it into `let` bindings"),
+        );
     }
     if too_deep {
-        return Parsed { module: Module::default(), comments: lexed.comments, diagnostics };
+        return Parsed {
+            module: Module::default(),
+            comments: lexed.comments,
+            diagnostics,
+        };
     }
     let (mut module, parse_diags) = parser::parse_tokens(file, &lexed.tokens, src.len());
     // A syntax error at the position of a lexer error is a consequence of it.
     for d in parse_diags {
-        let overlaps = diagnostics.iter().any(|l| l.primary.span.start <= d.primary.span.end && d.primary.span.start <= l.primary.span.end);
+        let overlaps = diagnostics.iter().any(|l| {
+            l.primary.span.start <= d.primary.span.end && d.primary.span.start <= l.primary.span.end
+        });
         if !overlaps {
             diagnostics.push(d);
         }
     }
     attach_docs(&mut module, &lexed.comments, src);
-    Parsed { module, comments: lexed.comments, diagnostics }
+    Parsed {
+        module,
+        comments: lexed.comments,
+        diagnostics,
+    }
 }
 
 fn overlong_expression(tokens: &[(Tok, Span)]) -> Option<Span> {
     let mut run = 0usize;
     let mut run_start = 0usize;
     for (i, (t, s)) in tokens.iter().enumerate() {
-        let reset = matches!(t, Tok::Kw(_) | Tok::P(P::Comma | P::Semi | P::Colon | P::Eq | P::LBrace | P::RBrace | P::FatArrow));
+        let reset = matches!(
+            t,
+            Tok::Kw(_)
+                | Tok::P(
+                    P::Comma | P::Semi | P::Colon | P::Eq | P::LBrace | P::RBrace | P::FatArrow
+                )
+        );
         if reset {
             run = 0;
             continue;

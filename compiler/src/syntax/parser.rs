@@ -21,19 +21,25 @@ fn sp(s: SimpleSpan) -> Span {
     Span::new(s.start, s.end)
 }
 
-fn p<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>(x: P) -> impl Parser<'src, I, Tok, Err<'src>> + Clone {
+fn p<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>(
+    x: P,
+) -> impl Parser<'src, I, Tok, Err<'src>> + Clone {
     just(Tok::P(x))
 }
-fn kw<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>(x: Kw) -> impl Parser<'src, I, Tok, Err<'src>> + Clone {
+fn kw<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>(
+    x: Kw,
+) -> impl Parser<'src, I, Tok, Err<'src>> + Clone {
     just(Tok::Kw(x))
 }
 
-fn ident<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -> impl Parser<'src, I, Ident, Err<'src>> + Clone {
+fn ident<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>()
+-> impl Parser<'src, I, Ident, Err<'src>> + Clone {
     select! { Tok::Ident(name) = e => Ident { name, span: sp(e.span()) } }.labelled("a name")
 }
 
 /// A field name: an identifier, or a keyword such as `when` used as a field.
-fn field_name<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -> impl Parser<'src, I, Ident, Err<'src>> + Clone {
+fn field_name<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>()
+-> impl Parser<'src, I, Ident, Err<'src>> + Clone {
     select! {
         Tok::Ident(name) = e => Ident { name, span: sp(e.span()) },
         Tok::Kw(k) = e => Ident { name: k.as_str().to_owned(), span: sp(e.span()) },
@@ -41,12 +47,14 @@ fn field_name<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -> im
     .labelled("a field name")
 }
 
-fn seps<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -> impl Parser<'src, I, (), Err<'src>> + Clone {
+fn seps<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>()
+-> impl Parser<'src, I, (), Err<'src>> + Clone {
     p(P::Comma).or(p(P::Semi)).repeated().ignored()
 }
 
 /// A string without interpolation, as `use` and `policy` take.
-fn plain_string<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -> impl Parser<'src, I, (String, Span), Err<'src>> + Clone {
+fn plain_string<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>()
+-> impl Parser<'src, I, (String, Span), Err<'src>> + Clone {
     select! { Tok::StrStart(_) => () }
         .ignore_then(select! { Tok::Text(t) => t }.or_not())
         .then_ignore(just(Tok::StrEnd))
@@ -64,7 +72,12 @@ where
             .then_ignore(p(P::Colon))
             .then(ty.clone())
             .then(p(P::Eq).ignore_then(expr.clone()).or_not())
-            .map(|((name, ty), default)| FieldDecl { name, ty, default, doc: None });
+            .map(|((name, ty), default)| FieldDecl {
+                name,
+                ty,
+                default,
+                doc: None,
+            });
         let record = field
             .separated_by(seps())
             .allow_trailing()
@@ -75,14 +88,26 @@ where
             .separated_by(p(P::Dot))
             .at_least(1)
             .collect::<Vec<_>>()
-            .then(ty.clone().delimited_by(p(P::LBracket), p(P::RBracket)).or_not())
+            .then(
+                ty.clone()
+                    .delimited_by(p(P::LBracket), p(P::RBracket))
+                    .or_not(),
+            )
             .map_with(|(path, arg), e| match arg {
-                Some(inner) if path.len() == 1 && path[0].name == "list" => TypeExpr::List(Box::new(inner), sp(e.span())),
+                Some(inner) if path.len() == 1 && path[0].name == "list" => {
+                    TypeExpr::List(Box::new(inner), sp(e.span()))
+                }
                 _ => TypeExpr::Named(path, sp(e.span())),
             });
         choice((named, record))
             .then(p(P::Question).or_not())
-            .map_with(|(t, q), e| if q.is_some() { TypeExpr::Optional(Box::new(t), sp(e.span())) } else { t })
+            .map_with(|(t, q), e| {
+                if q.is_some() {
+                    TypeExpr::Optional(Box::new(t), sp(e.span()))
+                } else {
+                    t
+                }
+            })
             .boxed()
     })
     .labelled("a type")
@@ -96,15 +121,24 @@ where
     let part = choice((
         select! { Tok::Text(t) => StrPart::Text(t) },
         expr.delimited_by(just(Tok::InterpStart), just(Tok::InterpEnd))
-            .recover_with(via_parser(nested_delimiters(Tok::InterpStart, Tok::InterpEnd, [(Tok::P(P::LParen), Tok::P(P::RParen)), (Tok::P(P::LBracket), Tok::P(P::RBracket))], |s| {
-                Expr::error(sp(s))
-            })))
+            .recover_with(via_parser(nested_delimiters(
+                Tok::InterpStart,
+                Tok::InterpEnd,
+                [
+                    (Tok::P(P::LParen), Tok::P(P::RParen)),
+                    (Tok::P(P::LBracket), Tok::P(P::RBracket)),
+                ],
+                |s| Expr::error(sp(s)),
+            )))
             .map(StrPart::Interp),
     ));
     select! { Tok::StrStart(multi) => multi }
         .then(part.repeated().collect::<Vec<_>>())
         .then_ignore(just(Tok::StrEnd))
-        .map_with(|(multi, parts), e| Expr { kind: ExprKind::Str { parts, multi }, span: sp(e.span()) })
+        .map_with(|(multi, parts), e| Expr {
+            kind: ExprKind::Str { parts, multi },
+            span: sp(e.span()),
+        })
 }
 
 fn args<'src, I, E>(expr: E) -> impl Parser<'src, I, Vec<Arg>, Err<'src>> + Clone
@@ -112,7 +146,11 @@ where
     I: ValueInput<'src, Token = Tok, Span = SimpleSpan>,
     E: Parser<'src, I, Expr, Err<'src>> + Clone,
 {
-    let arg = field_name().then_ignore(p(P::Colon)).or_not().then(expr).map(|(name, value)| Arg { name, value });
+    let arg = field_name()
+        .then_ignore(p(P::Colon))
+        .or_not()
+        .then(expr)
+        .map(|(name, value)| Arg { name, value });
     arg.separated_by(p(P::Comma))
         .allow_trailing()
         .collect::<Vec<_>>()
@@ -120,8 +158,16 @@ where
         .recover_with(via_parser(nested_delimiters(
             Tok::P(P::LParen),
             Tok::P(P::RParen),
-            [(Tok::P(P::LBracket), Tok::P(P::RBracket)), (Tok::P(P::LBrace), Tok::P(P::RBrace))],
-            |s| vec![Arg { name: None, value: Expr::error(sp(s)) }],
+            [
+                (Tok::P(P::LBracket), Tok::P(P::RBracket)),
+                (Tok::P(P::LBrace), Tok::P(P::RBrace)),
+            ],
+            |s| {
+                vec![Arg {
+                    name: None,
+                    value: Expr::error(sp(s)),
+                }]
+            },
         )))
 }
 
@@ -141,9 +187,16 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -
         .ignore_then(expr.clone())
         .then_ignore(kw(Kw::Else))
         .then(expr.clone())
-        .map_with(|(cond, message), e| Require { cond, message, span: sp(e.span()) });
+        .map_with(|(cond, message), e| Require {
+            cond,
+            message,
+            span: sp(e.span()),
+        });
 
-    let field_init = field_name().then_ignore(p(P::Colon)).then(expr.clone()).map(|(name, value)| FieldInit { name, value });
+    let field_init = field_name()
+        .then_ignore(p(P::Colon))
+        .then(expr.clone())
+        .map(|(name, value)| FieldInit { name, value });
 
     let if_expr = recursive(|if_expr| {
         kw(Kw::If)
@@ -155,18 +208,32 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -
                         block.clone(),
                         if_expr.map(|e: Expr| {
                             let span = e.span;
-                            Block { stmts: vec![Stmt::Expr(e)], span }
+                            Block {
+                                stmts: vec![Stmt::Expr(e)],
+                                span,
+                            }
                         }),
                     )))
                     .or_not(),
             )
-            .map_with(|((cond, then), els), e| Expr { kind: ExprKind::If { cond: Box::new(cond), then, els }, span: sp(e.span()) })
+            .map_with(|((cond, then), els), e| Expr {
+                kind: ExprKind::If {
+                    cond: Box::new(cond),
+                    then,
+                    els,
+                },
+                span: sp(e.span()),
+            })
             .boxed()
     });
 
     let pattern = choice((
         select! { Tok::Ident(n) = e if n == "_" => Pattern::Wildcard(sp(e.span())) },
-        ident().separated_by(p(P::Dot)).at_least(1).collect::<Vec<_>>().map_with(|path, e| Pattern::Path(path, sp(e.span()))),
+        ident()
+            .separated_by(p(P::Dot))
+            .at_least(1)
+            .collect::<Vec<_>>()
+            .map_with(|path, e| Pattern::Path(path, sp(e.span()))),
         string_lit(expr.clone()).map(Pattern::Literal),
         select! {
             Tok::Int(i) = e => Pattern::Literal(Expr { kind: ExprKind::Int(i), span: sp(e.span()) }),
@@ -188,16 +255,37 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -
                 .allow_trailing()
                 .collect::<Vec<_>>()
                 .delimited_by(p(P::LBrace), p(P::RBrace))
-                .recover_with(via_parser(nested_delimiters(Tok::P(P::LBrace), Tok::P(P::RBrace), [(Tok::P(P::LParen), Tok::P(P::RParen)), (Tok::P(P::LBracket), Tok::P(P::RBracket))], |_| Vec::new()))),
+                .recover_with(via_parser(nested_delimiters(
+                    Tok::P(P::LBrace),
+                    Tok::P(P::RBrace),
+                    [
+                        (Tok::P(P::LParen), Tok::P(P::RParen)),
+                        (Tok::P(P::LBracket), Tok::P(P::RBracket)),
+                    ],
+                    |_| Vec::new(),
+                ))),
         )
-        .map_with(|(scrutinee, arms), e| Expr { kind: ExprKind::Match { scrutinee: Box::new(scrutinee), arms }, span: sp(e.span()) });
+        .map_with(|(scrutinee, arms), e| Expr {
+            kind: ExprKind::Match {
+                scrutinee: Box::new(scrutinee),
+                arms,
+            },
+            span: sp(e.span()),
+        });
 
     let for_expr = kw(Kw::For)
         .ignore_then(ident())
         .then_ignore(kw(Kw::In))
         .then(expr.clone())
         .then(block.clone())
-        .map_with(|((var, iter), body), e| Expr { kind: ExprKind::For { var, iter: Box::new(iter), body }, span: sp(e.span()) });
+        .map_with(|((var, iter), body), e| Expr {
+            kind: ExprKind::For {
+                var,
+                iter: Box::new(iter),
+                body,
+            },
+            span: sp(e.span()),
+        });
 
     enum NodeItem {
         Field(FieldInit),
@@ -208,7 +296,10 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -
         Tok::Kw(Kw::Gate) => NodeKind::Gate,
         Tok::Kw(Kw::Approval) => NodeKind::Approval,
     };
-    let node_item = choice((require.clone().map(NodeItem::Require), field_init.clone().map(NodeItem::Field)));
+    let node_item = choice((
+        require.clone().map(NodeItem::Require),
+        field_init.clone().map(NodeItem::Field),
+    ));
     let node_body = node_item
         .separated_by(seps())
         .allow_leading()
@@ -216,20 +307,37 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -
         .collect::<Vec<_>>()
         .delimited_by(p(P::LBrace), p(P::RBrace))
         .map_with(|items, e| (items, sp(e.span())))
-        .recover_with(via_parser(nested_delimiters(Tok::P(P::LBrace), Tok::P(P::RBrace), [(Tok::P(P::LParen), Tok::P(P::RParen)), (Tok::P(P::LBracket), Tok::P(P::RBracket))], |s| {
-            (Vec::new(), sp(s))
-        })));
-    let node_expr = node_kind.then(expr.clone()).then(node_body).map_with(|((kind, name), (items, body_span)), e| {
-        let mut fields = Vec::new();
-        let mut requires = Vec::new();
-        for it in items {
-            match it {
-                NodeItem::Field(f) => fields.push(f),
-                NodeItem::Require(r) => requires.push(r),
+        .recover_with(via_parser(nested_delimiters(
+            Tok::P(P::LBrace),
+            Tok::P(P::RBrace),
+            [
+                (Tok::P(P::LParen), Tok::P(P::RParen)),
+                (Tok::P(P::LBracket), Tok::P(P::RBracket)),
+            ],
+            |s| (Vec::new(), sp(s)),
+        )));
+    let node_expr = node_kind.then(expr.clone()).then(node_body).map_with(
+        |((kind, name), (items, body_span)), e| {
+            let mut fields = Vec::new();
+            let mut requires = Vec::new();
+            for it in items {
+                match it {
+                    NodeItem::Field(f) => fields.push(f),
+                    NodeItem::Require(r) => requires.push(r),
+                }
             }
-        }
-        Expr { kind: ExprKind::Node { kind, name: Box::new(name), fields, requires, body_span }, span: sp(e.span()) }
-    });
+            Expr {
+                kind: ExprKind::Node {
+                    kind,
+                    name: Box::new(name),
+                    fields,
+                    requires,
+                    body_span,
+                },
+                span: sp(e.span()),
+            }
+        },
+    );
 
     let list = expr
         .clone()
@@ -237,8 +345,19 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -
         .allow_trailing()
         .collect::<Vec<_>>()
         .delimited_by(p(P::LBracket), p(P::RBracket))
-        .map_with(|items, e| Expr { kind: ExprKind::List(items), span: sp(e.span()) })
-        .recover_with(via_parser(nested_delimiters(Tok::P(P::LBracket), Tok::P(P::RBracket), [(Tok::P(P::LParen), Tok::P(P::RParen)), (Tok::P(P::LBrace), Tok::P(P::RBrace))], |s| Expr::error(sp(s)))));
+        .map_with(|items, e| Expr {
+            kind: ExprKind::List(items),
+            span: sp(e.span()),
+        })
+        .recover_with(via_parser(nested_delimiters(
+            Tok::P(P::LBracket),
+            Tok::P(P::RBracket),
+            [
+                (Tok::P(P::LParen), Tok::P(P::RParen)),
+                (Tok::P(P::LBrace), Tok::P(P::RBrace)),
+            ],
+            |s| Expr::error(sp(s)),
+        )));
 
     let record = field_init
         .clone()
@@ -246,13 +365,27 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -
         .allow_trailing()
         .collect::<Vec<_>>()
         .delimited_by(p(P::LBrace), p(P::RBrace))
-        .map_with(|fields, e| Expr { kind: ExprKind::Record(fields), span: sp(e.span()) });
+        .map_with(|fields, e| Expr {
+            kind: ExprKind::Record(fields),
+            span: sp(e.span()),
+        });
 
     let paren = expr
         .clone()
         .delimited_by(p(P::LParen), p(P::RParen))
-        .map_with(|inner, e| Expr { kind: ExprKind::Paren(Box::new(inner)), span: sp(e.span()) })
-        .recover_with(via_parser(nested_delimiters(Tok::P(P::LParen), Tok::P(P::RParen), [(Tok::P(P::LBracket), Tok::P(P::RBracket)), (Tok::P(P::LBrace), Tok::P(P::RBrace))], |s| Expr::error(sp(s)))));
+        .map_with(|inner, e| Expr {
+            kind: ExprKind::Paren(Box::new(inner)),
+            span: sp(e.span()),
+        })
+        .recover_with(via_parser(nested_delimiters(
+            Tok::P(P::LParen),
+            Tok::P(P::RParen),
+            [
+                (Tok::P(P::LBracket), Tok::P(P::RBracket)),
+                (Tok::P(P::LBrace), Tok::P(P::RBrace)),
+            ],
+            |s| Expr::error(sp(s)),
+        )));
 
     let literal = select! {
         Tok::Int(i) => ExprKind::Int(i),
@@ -266,28 +399,75 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -
         // The lexer reported the bad token already: stand in quietly.
         Tok::Error => ExprKind::Error,
     }
-    .map_with(|kind, e| Expr { kind, span: sp(e.span()) });
+    .map_with(|kind, e| Expr {
+        kind,
+        span: sp(e.span()),
+    });
 
-    let atom = choice((literal, string_lit(expr.clone()), list, record, paren, if_expr.clone(), match_expr, for_expr.clone(), node_expr)).labelled("an expression").boxed();
+    let atom = choice((
+        literal,
+        string_lit(expr.clone()),
+        list,
+        record,
+        paren,
+        if_expr.clone(),
+        match_expr,
+        for_expr.clone(),
+        node_expr,
+    ))
+    .labelled("an expression")
+    .boxed();
 
     enum Post {
         Field(Ident),
         Call(Vec<Arg>),
     }
-    let post = choice((p(P::Dot).ignore_then(field_name()).map(Post::Field), args(expr.clone()).map(Post::Call)));
+    let post = choice((
+        p(P::Dot).ignore_then(field_name()).map(Post::Field),
+        args(expr.clone()).map(Post::Call),
+    ));
 
-    let bin = |op: BinOp| move |l: Expr, _, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, Err<'src>>| Expr { kind: ExprKind::Binary(op, Box::new(l), Box::new(r)), span: sp(e.span()) };
+    let bin = |op: BinOp| {
+        move |l: Expr, _, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, Err<'src>>| Expr {
+            kind: ExprKind::Binary(op, Box::new(l), Box::new(r)),
+            span: sp(e.span()),
+        }
+    };
     let pratt = atom
         .pratt((
-            postfix(10, post, |l: Expr, op, e: &mut chumsky::input::MapExtra<'src, '_, I, Err<'src>>| {
-                let kind = match op {
-                    Post::Field(f) => ExprKind::Field(Box::new(l), f),
-                    Post::Call(a) => ExprKind::Call { callee: Box::new(l), args: a },
-                };
-                Expr { kind, span: sp(e.span()) }
-            }),
-            prefix(9, p(P::Bang), |_, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, Err<'src>>| Expr { kind: ExprKind::Unary(UnOp::Not, Box::new(r)), span: sp(e.span()) }),
-            prefix(9, p(P::Minus), |_, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, Err<'src>>| Expr { kind: ExprKind::Unary(UnOp::Neg, Box::new(r)), span: sp(e.span()) }),
+            postfix(
+                10,
+                post,
+                |l: Expr, op, e: &mut chumsky::input::MapExtra<'src, '_, I, Err<'src>>| {
+                    let kind = match op {
+                        Post::Field(f) => ExprKind::Field(Box::new(l), f),
+                        Post::Call(a) => ExprKind::Call {
+                            callee: Box::new(l),
+                            args: a,
+                        },
+                    };
+                    Expr {
+                        kind,
+                        span: sp(e.span()),
+                    }
+                },
+            ),
+            prefix(
+                9,
+                p(P::Bang),
+                |_, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, Err<'src>>| Expr {
+                    kind: ExprKind::Unary(UnOp::Not, Box::new(r)),
+                    span: sp(e.span()),
+                },
+            ),
+            prefix(
+                9,
+                p(P::Minus),
+                |_, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, Err<'src>>| Expr {
+                    kind: ExprKind::Unary(UnOp::Neg, Box::new(r)),
+                    span: sp(e.span()),
+                },
+            ),
             infix(left(8), p(P::Star), bin(BinOp::Mul)),
             infix(left(8), p(P::Slash), bin(BinOp::Div)),
             infix(left(7), p(P::Plus), bin(BinOp::Add)),
@@ -318,14 +498,26 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -
         .then(kw(Kw::When).ignore_then(expr.clone()).or_not())
         .then(block.clone())
         .then(kw(Kw::OnFailure).ignore_then(block.clone()).or_not())
-        .map_with(|(((name, when), body), on_failure), e| StageDecl { name, when, body, on_failure, span: sp(e.span()), doc: None });
+        .map_with(|(((name, when), body), on_failure), e| StageDecl {
+            name,
+            when,
+            body,
+            on_failure,
+            span: sp(e.span()),
+            doc: None,
+        });
     let stmt = choice((
         let_decl.map_with(|l, e| Stmt::Let(l, sp(e.span()))),
         stage.map(Stmt::Stage),
         require.map(Stmt::Require),
         expr.clone().map(Stmt::Expr),
     ));
-    let stmt = stmt.recover_with(skip_then_retry_until(any().ignored(), one_of([Tok::P(P::RBrace)]).ignored().rewind())).boxed();
+    let stmt = stmt
+        .recover_with(skip_then_retry_until(
+            any().ignored(),
+            one_of([Tok::P(P::RBrace)]).ignored().rewind(),
+        ))
+        .boxed();
     block.define(
         stmt.clone()
             .separated_by(seps())
@@ -333,43 +525,79 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -
             .allow_trailing()
             .collect::<Vec<_>>()
             .delimited_by(p(P::LBrace), p(P::RBrace))
-            .map_with(|stmts, e| Block { stmts, span: sp(e.span()) })
-            .recover_with(via_parser(nested_delimiters(Tok::P(P::LBrace), Tok::P(P::RBrace), [(Tok::P(P::LParen), Tok::P(P::RParen)), (Tok::P(P::LBracket), Tok::P(P::RBracket))], |s| {
-                Block { stmts: Vec::new(), span: sp(s) }
-            })))
+            .map_with(|stmts, e| Block {
+                stmts,
+                span: sp(e.span()),
+            })
+            .recover_with(via_parser(nested_delimiters(
+                Tok::P(P::LBrace),
+                Tok::P(P::RBrace),
+                [
+                    (Tok::P(P::LParen), Tok::P(P::RParen)),
+                    (Tok::P(P::LBracket), Tok::P(P::RBracket)),
+                ],
+                |s| Block {
+                    stmts: Vec::new(),
+                    span: sp(s),
+                },
+            )))
             .boxed(),
     );
     (expr, block, stmt, ty)
 }
 
-pub(crate) fn expr<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -> impl Parser<'src, I, Expr, Err<'src>> + Clone {
-    expr_and_block().0
-}
-
-fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -> impl Parser<'src, I, Module, Err<'src>> {
+fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>()
+-> impl Parser<'src, I, Module, Err<'src>> {
     let (expr, block, stmt, ty) = expr_and_block::<I>();
 
     let use_decl = kw(Kw::Use)
         .ignore_then(choice((
-            kw(Kw::Plugin).ignore_then(plain_string()).map(|(s, span)| UseTarget::Plugin(s, span)),
+            kw(Kw::Plugin)
+                .ignore_then(plain_string())
+                .map(|(s, span)| UseTarget::Plugin(s, span)),
             plain_string().map(|(s, span)| match s.split_once('@') {
-                Some((name, version)) => UseTarget::Versioned { name: name.to_owned(), version: version.to_owned(), span },
+                Some((name, version)) => UseTarget::Versioned {
+                    name: name.to_owned(),
+                    version: version.to_owned(),
+                    span,
+                },
                 None => UseTarget::Path(s, span),
             }),
-            ident().separated_by(p(P::Dot)).at_least(1).collect::<Vec<_>>().map(UseTarget::Std),
+            ident()
+                .separated_by(p(P::Dot))
+                .at_least(1)
+                .collect::<Vec<_>>()
+                .map(UseTarget::Std),
         )))
         .then(kw(Kw::As).ignore_then(ident()).or_not())
         .map(|(target, alias)| {
             let explicit_alias = alias.is_some();
             let alias = alias.or_else(|| match &target {
                 UseTarget::Std(path) => path.last().cloned(),
-                UseTarget::Path(s, span) | UseTarget::Plugin(s, span) | UseTarget::Versioned { name: s, span, .. } => {
-                    let stem = s.rsplit('/').next().unwrap_or(s).trim_end_matches(".weir").trim_end_matches(".wasm");
-                    let stem: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-                    (!stem.is_empty()).then(|| Ident { name: stem, span: *span })
+                UseTarget::Path(s, span)
+                | UseTarget::Plugin(s, span)
+                | UseTarget::Versioned { name: s, span, .. } => {
+                    let stem = s
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or(s)
+                        .trim_end_matches(".weir")
+                        .trim_end_matches(".wasm");
+                    let stem: String = stem
+                        .chars()
+                        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                        .collect();
+                    (!stem.is_empty()).then_some(Ident {
+                        name: stem,
+                        span: *span,
+                    })
                 }
             });
-            ItemKind::Use(UseDecl { target, alias, explicit_alias })
+            ItemKind::Use(UseDecl {
+                target,
+                alias,
+                explicit_alias,
+            })
         });
 
     let param = kw(Kw::Param)
@@ -390,13 +618,31 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -> impl P
         .then_ignore(p(P::Colon))
         .then(ty.clone())
         .then(p(P::Eq).ignore_then(expr.clone()).or_not())
-        .map(|((name, ty), default)| FnParam { name, ty, default, doc: None });
+        .map(|((name, ty), default)| FnParam {
+            name,
+            ty,
+            default,
+            doc: None,
+        });
     let fn_decl = kw(Kw::Fn)
         .ignore_then(ident())
-        .then(fn_param.separated_by(p(P::Comma)).allow_trailing().collect::<Vec<_>>().delimited_by(p(P::LParen), p(P::RParen)))
+        .then(
+            fn_param
+                .separated_by(p(P::Comma))
+                .allow_trailing()
+                .collect::<Vec<_>>()
+                .delimited_by(p(P::LParen), p(P::RParen)),
+        )
         .then(p(P::Arrow).ignore_then(ty.clone()).or_not())
         .then(block.clone())
-        .map(|(((name, params), ret), body)| ItemKind::Fn(FnDecl { name, params, ret, body }));
+        .map(|(((name, params), ret), body)| {
+            ItemKind::Fn(FnDecl {
+                name,
+                params,
+                ret,
+                body,
+            })
+        });
 
     let enum_decl = kw(Kw::Enum)
         .ignore_then(ident())
@@ -416,13 +662,28 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -> impl P
         .then(ty.clone())
         .map(|(name, ty)| match ty {
             TypeExpr::Record(fields, _) => ItemKind::Type(TypeDecl { name, fields }),
-            other => ItemKind::Type(TypeDecl { name, fields: vec![FieldDecl { name: Ident { name: String::new(), span: other.span() }, ty: other, default: None, doc: None }] }),
+            other => ItemKind::Type(TypeDecl {
+                name,
+                fields: vec![FieldDecl {
+                    name: Ident {
+                        name: String::new(),
+                        span: other.span(),
+                    },
+                    ty: other,
+                    default: None,
+                    doc: None,
+                }],
+            }),
         });
 
     let trigger = kw(Kw::On)
         .ignore_then(ident())
         .then(args(expr.clone()).or_not())
-        .map_with(|(kind, args), e| Trigger { kind, args: args.unwrap_or_default(), span: sp(e.span()) });
+        .map_with(|(kind, args), e| Trigger {
+            kind,
+            args: args.unwrap_or_default(),
+            span: sp(e.span()),
+        });
     enum PipeItem {
         Trigger(Trigger),
         Stmt(Stmt),
@@ -432,16 +693,25 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -> impl P
         .then_ignore(kw(Kw::Pipeline))
         .then(ident())
         .then(
-            choice((trigger.map(PipeItem::Trigger), stmt.clone().map(PipeItem::Stmt)))
-                .separated_by(seps())
-                .allow_leading()
-                .allow_trailing()
-                .collect::<Vec<_>>()
-                .delimited_by(p(P::LBrace), p(P::RBrace))
-                .map_with(|items, e| (items, sp(e.span())))
-                .recover_with(via_parser(nested_delimiters(Tok::P(P::LBrace), Tok::P(P::RBrace), [(Tok::P(P::LParen), Tok::P(P::RParen)), (Tok::P(P::LBracket), Tok::P(P::RBracket))], |s| {
-                    (Vec::new(), sp(s))
-                }))),
+            choice((
+                trigger.map(PipeItem::Trigger),
+                stmt.clone().map(PipeItem::Stmt),
+            ))
+            .separated_by(seps())
+            .allow_leading()
+            .allow_trailing()
+            .collect::<Vec<_>>()
+            .delimited_by(p(P::LBrace), p(P::RBrace))
+            .map_with(|items, e| (items, sp(e.span())))
+            .recover_with(via_parser(nested_delimiters(
+                Tok::P(P::LBrace),
+                Tok::P(P::RBrace),
+                [
+                    (Tok::P(P::LParen), Tok::P(P::RParen)),
+                    (Tok::P(P::LBracket), Tok::P(P::RBracket)),
+                ],
+                |s| (Vec::new(), sp(s)),
+            ))),
         )
         .map(|((is_default, name), (items, span))| {
             let mut triggers = Vec::new();
@@ -452,35 +722,81 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -> impl P
                     PipeItem::Stmt(s) => stmts.push(s),
                 }
             }
-            ItemKind::Pipeline(PipelineDecl { name, is_default: is_default.is_some(), triggers, body: Block { stmts, span } })
+            ItemKind::Pipeline(PipelineDecl {
+                name,
+                is_default: is_default.is_some(),
+                triggers,
+                body: Block { stmts, span },
+            })
         });
 
     let require = kw(Kw::Require)
         .ignore_then(expr.clone())
         .then_ignore(kw(Kw::Else))
         .then(expr.clone())
-        .map_with(|(cond, message), e| Require { cond, message, span: sp(e.span()) });
+        .map_with(|(cond, message), e| Require {
+            cond,
+            message,
+            span: sp(e.span()),
+        });
     let policy = kw(Kw::Policy)
         .ignore_then(ident())
         .then_ignore(kw(Kw::For))
         .then_ignore(kw(Kw::Step))
         .then(ident())
         .then(kw(Kw::When).ignore_then(expr.clone()).or_not())
-        .then(require.separated_by(seps()).allow_trailing().collect::<Vec<_>>().delimited_by(p(P::LBrace), p(P::RBrace)))
-        .map(|(((name, binder), filter), requires)| ItemKind::Policy(PolicyDecl { name, binder, filter, requires }));
+        .then(
+            require
+                .separated_by(seps())
+                .allow_trailing()
+                .collect::<Vec<_>>()
+                .delimited_by(p(P::LBrace), p(P::RBrace)),
+        )
+        .map(|(((name, binder), filter), requires)| {
+            ItemKind::Policy(PolicyDecl {
+                name,
+                binder,
+                filter,
+                requires,
+            })
+        });
 
     let item = kw(Kw::Pub)
         .or_not()
-        .then(choice((use_decl, param, let_item, fn_decl, enum_decl, type_decl, pipeline, policy)))
-        .map_with(|(public, kind), e| Item { kind, span: sp(e.span()), public: public.is_some(), doc: None })
+        .then(choice((
+            use_decl, param, let_item, fn_decl, enum_decl, type_decl, pipeline, policy,
+        )))
+        .map_with(|(public, kind), e| Item {
+            kind,
+            span: sp(e.span()),
+            public: public.is_some(),
+            doc: None,
+        })
         .recover_with(skip_then_retry_until(any().ignored(), end()));
 
-    item.separated_by(seps()).allow_leading().allow_trailing().collect::<Vec<_>>().then_ignore(end()).map(|items| Module { items })
+    item.separated_by(seps())
+        .allow_leading()
+        .allow_trailing()
+        .collect::<Vec<_>>()
+        .then_ignore(end())
+        .map(|items| Module { items })
 }
 
 /// Parses a token stream. Returns the module and the parse errors as diagnostics.
-pub fn parse_tokens(file: &str, tokens: &[(Tok, Span)], src_len: usize) -> (Module, Vec<Diagnostic>) {
-    let toks: Vec<(Tok, SimpleSpan)> = tokens.iter().map(|(t, s)| (t.clone(), SimpleSpan::from(s.start as usize..s.end as usize))).collect();
+pub fn parse_tokens(
+    file: &str,
+    tokens: &[(Tok, Span)],
+    src_len: usize,
+) -> (Module, Vec<Diagnostic>) {
+    let toks: Vec<(Tok, SimpleSpan)> = tokens
+        .iter()
+        .map(|(t, s)| {
+            (
+                t.clone(),
+                SimpleSpan::from(s.start as usize..s.end as usize),
+            )
+        })
+        .collect();
     let eoi = SimpleSpan::from(src_len..src_len);
     let input = toks.as_slice().split_token_span(eoi);
     let (out, errs) = module().parse(input).into_output_errors();
@@ -493,7 +809,9 @@ pub fn parse_tokens(file: &str, tokens: &[(Tok, Span)], src_len: usize) -> (Modu
 
 fn rich_to_diagnostic(file: &str, e: &Rich<'_, Tok, SimpleSpan>) -> Diagnostic {
     let span = sp(*e.span());
-    let found = e.found().map_or_else(|| "the end of the file".to_owned(), ToString::to_string);
+    let found = e
+        .found()
+        .map_or_else(|| "the end of the file".to_owned(), ToString::to_string);
     let mut expected: Vec<String> = e
         .expected()
         .filter_map(|p| match p {
@@ -512,7 +830,11 @@ fn rich_to_diagnostic(file: &str, e: &Rich<'_, Tok, SimpleSpan>) -> Diagnostic {
         _ => format!("{}, or something else", expected[..6].join(", ")),
     };
     let mut d = Diagnostic::error(Code::SyntaxError, file, span, format!("unexpected {found}"));
-    d = if expected_text.is_empty() { d.with_label("not expected here") } else { d.with_label(format!("expected {expected_text}")) };
+    d = if expected_text.is_empty() {
+        d.with_label("not expected here")
+    } else {
+        d.with_label(format!("expected {expected_text}"))
+    };
     if e.found() == Some(&Tok::P(P::Eq)) {
         d = d.with_help("fields, named arguments and record entries use `:`; `=` is for `let`, `param` and defaults");
     } else if e.found() == Some(&Tok::P(P::RBrace)) || e.found().is_none() {

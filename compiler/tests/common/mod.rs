@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use weir_compiler::diagnostics::render::{render_terminal, TerminalOptions};
+use weir_compiler::diagnostics::render::{TerminalOptions, render_terminal};
 use weir_compiler::eval::EvalInput;
 
 pub fn load_fixture(path: &Path) -> BTreeMap<String, String> {
@@ -18,14 +18,24 @@ pub fn load_fixture(path: &Path) -> BTreeMap<String, String> {
                 if p.is_dir() {
                     stack.push(p);
                 } else if p.extension().is_some_and(|x| x == "weir") {
-                    let rel = p.strip_prefix(path).unwrap().to_string_lossy().replace('\\', "/");
-                    files.insert(rel, String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned());
+                    let rel = p
+                        .strip_prefix(path)
+                        .unwrap()
+                        .to_string_lossy()
+                        .replace('\\', "/");
+                    files.insert(
+                        rel,
+                        String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned(),
+                    );
                 }
             }
         }
     } else {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        files.insert(name, String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned());
+        files.insert(
+            name,
+            String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned(),
+        );
     }
     files
 }
@@ -36,7 +46,9 @@ pub fn fixture_args(files: &BTreeMap<String, String>) -> Option<EvalInput> {
     let mut found = false;
     for text in files.values() {
         for line in text.lines().take(3) {
-            let Some(rest) = line.trim().strip_prefix("// args:") else { continue };
+            let Some(rest) = line.trim().strip_prefix("// args:") else {
+                continue;
+            };
             found = true;
             let words: Vec<&str> = rest.split_whitespace().collect();
             let mut i = 0;
@@ -59,11 +71,16 @@ pub fn fixture_args(files: &BTreeMap<String, String>) -> Option<EvalInput> {
 
 /// Checks a fixture, and plans it when it has no check errors (so that
 /// evaluation and policy diagnostics show too). Returns the rendering.
-pub fn diagnose(files: &BTreeMap<String, String>) -> (String, Vec<weir_compiler::diagnostics::Diagnostic>) {
+pub fn diagnose(
+    files: &BTreeMap<String, String>,
+) -> (String, Vec<weir_compiler::diagnostics::Diagnostic>) {
     let mut session = weir_compiler::Session::new();
     session.set_files(files);
     let mut diags = session.check();
-    if !diags.iter().any(|d| d.is_error()) {
+    if !diags
+        .iter()
+        .any(weir_compiler::diagnostics::Diagnostic::is_error)
+    {
         let input = fixture_args(files).unwrap_or_default();
         let has_pipeline = files.values().any(|t| t.contains("pipeline "));
         if has_pipeline || input.pipeline.is_some() {
@@ -71,5 +88,8 @@ pub fn diagnose(files: &BTreeMap<String, String>) -> (String, Vec<weir_compiler:
             diags = d;
         }
     }
-    (render_terminal(&diags, files, TerminalOptions { color: false }), diags)
+    (
+        render_terminal(&diags, files, TerminalOptions { color: false }),
+        diags,
+    )
 }

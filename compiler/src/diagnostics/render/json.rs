@@ -1,13 +1,17 @@
 //! JSON rendering: the diagnostic data plus 1-based line and column, for
 //! tools and CI annotations.
 
-use super::{line_col, SourceLookup};
+use super::{SourceLookup, line_col};
 use crate::diagnostics::{Diagnostic, Label};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn label_json(l: &Label, sources: &dyn SourceLookup) -> Value {
-    let (line, column) = sources.source(&l.file).map_or((0, 0), |s| line_col(s, l.span.start as usize));
-    let (end_line, end_column) = sources.source(&l.file).map_or((0, 0), |s| line_col(s, l.span.end as usize));
+    let (line, column) = sources
+        .source(&l.file)
+        .map_or((0, 0), |s| line_col(s, l.span.start as usize));
+    let (end_line, end_column) = sources
+        .source(&l.file)
+        .map_or((0, 0), |s| line_col(s, l.span.end as usize));
     json!({
         "file": l.file,
         "start": l.span.start,

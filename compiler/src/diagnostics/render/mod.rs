@@ -4,7 +4,7 @@ mod json;
 mod terminal;
 
 pub use json::{to_json, to_json_value};
-pub use terminal::{render_terminal, TerminalOptions};
+pub use terminal::{TerminalOptions, render_terminal};
 
 /// Looks up source text by file name for the renderers.
 pub trait SourceLookup {
