@@ -239,7 +239,7 @@ fn expect_diagnostics_not_panic(name: &str, bytes: &[u8]) {
     );
     assert!(!err.contains("panicked"), "{name} panicked: {err}");
     assert!(
-        err.contains("error["),
+        err.contains("[E") && err.contains("Error:"),
         "{name}: no diagnostic in {}",
         &err[..err.len().min(2000)]
     );

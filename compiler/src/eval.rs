@@ -28,6 +28,8 @@ pub enum Seg {
     Words(Vec<String>),
     Raw(String),
     Rt(Cond, bool),
+    /// Marks that the text used an upstream output (a dependency edge); renders as nothing.
+    Dep(usize),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -82,7 +84,7 @@ impl V {
                 .map(|s| match s {
                     Seg::Lit(t) | Seg::Raw(t) => t.clone(),
                     Seg::Words(w) => w.join(" "),
-                    Seg::Rt(..) => String::new(),
+                    Seg::Rt(..) | Seg::Dep(_) => String::new(),
                 })
                 .collect(),
             V::Int(i) => i.to_string(),
@@ -1375,7 +1377,18 @@ fn push_interp(segs: &mut Vec<Seg>, v: &V) {
                 push_interp(segs, it);
             }
         }
-        other => segs.push(Seg::Words(other.words())),
+        other => {
+            if let V::Dir {
+                from: Some((i, _)), ..
+            }
+            | V::File {
+                from: Some((i, _)), ..
+            } = other
+            {
+                segs.push(Seg::Dep(*i));
+            }
+            segs.push(Seg::Words(other.words()));
+        }
     }
 }
 
@@ -1402,6 +1415,7 @@ fn shell_segments(v: &V) -> Vec<Segment> {
                 }
                 out.push(Segment::Value { value: c, quote });
             }
+            Seg::Dep(_) => {}
         }
     }
     if !text.is_empty() || out.is_empty() {
@@ -1429,6 +1443,7 @@ fn text_segments(v: &V) -> Vec<Segment> {
                             quote: false,
                         });
                     }
+                    Seg::Dep(_) => {}
                 }
             }
         }
@@ -1475,8 +1490,12 @@ fn refs_of(v: &V, nodes: &[Node], out: &mut BTreeSet<usize>) {
         V::Rt(c) => cond_refs(c, nodes, out),
         V::Str(segs) => {
             for s in segs {
-                if let Seg::Rt(c, _) = s {
-                    cond_refs(c, nodes, out);
+                match s {
+                    Seg::Rt(c, _) => cond_refs(c, nodes, out),
+                    Seg::Dep(i) => {
+                        out.insert(*i);
+                    }
+                    _ => {}
                 }
             }
         }

@@ -117,7 +117,7 @@ impl Formatter<'_> {
                 .src
                 .get(end as usize..c.span.start as usize)
                 .unwrap_or("\n");
-            if c.span.start >= end && !between.contains('\n') {
+            if c.span.start >= end && between.trim_matches([',', ';', ' ', '\t']).is_empty() {
                 self.out.push(' ');
                 self.out.push_str(&Self::comment_text(c));
                 self.next += 1;

@@ -111,12 +111,25 @@ pub fn load(sys: &dyn System, paths: &[PathBuf], cwd: &Path) -> Result<Project, 
             return Err(LoadError::NotFound(p.clone()));
         }
     }
-    let first = &paths[0];
-    project.root = if sys.is_dir(first) {
-        first.clone()
-    } else {
-        first.parent().map(Path::to_path_buf).unwrap_or_default()
-    };
+    // The root is the deepest folder holding every given path, so module
+    // names do not depend on the order the paths were given in.
+    let dirs: Vec<PathBuf> = paths
+        .iter()
+        .map(|p| {
+            if sys.is_dir(p) {
+                p.clone()
+            } else {
+                p.parent().map(Path::to_path_buf).unwrap_or_default()
+            }
+        })
+        .collect();
+    let mut root = dirs[0].clone();
+    while !dirs.iter().all(|d| d.starts_with(&root)) {
+        if !root.pop() {
+            break;
+        }
+    }
+    project.root = root;
     for p in &paths {
         if sys.is_dir(p) {
             let mut found = Vec::new();
