@@ -210,15 +210,15 @@ impl std::fmt::Display for Tok {
         match self {
             Tok::Ident(s) => write!(f, "`{s}`"),
             Tok::Int(_) | Tok::Duration(_) | Tok::Size(_) | Tok::Percent(_) => {
-                f.write_str("a number")
+                f.write_str("number")
             }
-            Tok::StrStart(_) | Tok::Text(_) => f.write_str("a string"),
-            Tok::StrEnd => f.write_str("the end of the string"),
+            Tok::StrStart(_) | Tok::Text(_) => f.write_str("string"),
+            Tok::StrEnd => f.write_str("end of string"),
             Tok::InterpStart => f.write_str("`${`"),
             Tok::InterpEnd => f.write_str("`}`"),
             Tok::Kw(k) => write!(f, "`{}`", k.as_str()),
             Tok::P(p) => write!(f, "`{}`", p.as_str()),
-            Tok::Error => f.write_str("an invalid character"),
+            Tok::Error => f.write_str("invalid character"),
         }
     }
 }

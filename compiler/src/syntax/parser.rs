@@ -11,35 +11,49 @@
 use super::ast::*;
 use super::lexer::{Kw, P, Tok};
 use crate::diagnostics::{Code, Diagnostic, Span};
-use chumsky::input::{Input as _, ValueInput};
+use chumsky::error::LabelError;
+use chumsky::extra::ParserExtra;
+use chumsky::input::{Input, ValueInput};
 use chumsky::pratt::{infix, left, postfix, prefix};
 use chumsky::prelude::*;
 
 type Err<'src> = extra::Err<Rich<'src, Tok, SimpleSpan>>;
 
+/// The parser's extra parameters: rich errors for diagnostics, or none for
+/// the fast first pass over files that parse cleanly.
+pub trait Extra<'src, I: Input<'src>>:
+    ParserExtra<'src, I, Context = (), State = (), Error: LabelError<'src, I, &'static str>> + 'src
+{
+}
+impl<'src, I: Input<'src>, T> Extra<'src, I> for T where
+    T: ParserExtra<'src, I, Context = (), State = (), Error: LabelError<'src, I, &'static str>>
+        + 'src
+{
+}
+
 fn sp(s: SimpleSpan) -> Span {
     Span::new(s.start, s.end)
 }
 
-fn p<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>(
+fn p<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>(
     x: P,
-) -> impl Parser<'src, I, Tok, Err<'src>> + Clone {
+) -> impl Parser<'src, I, Tok, X> + Clone {
     just(Tok::P(x))
 }
-fn kw<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>(
+fn kw<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>(
     x: Kw,
-) -> impl Parser<'src, I, Tok, Err<'src>> + Clone {
+) -> impl Parser<'src, I, Tok, X> + Clone {
     just(Tok::Kw(x))
 }
 
-fn ident<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>()
--> impl Parser<'src, I, Ident, Err<'src>> + Clone {
+fn ident<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>()
+-> impl Parser<'src, I, Ident, X> + Clone {
     select! { Tok::Ident(name) = e => Ident { name, span: sp(e.span()) } }.labelled("a name")
 }
 
 /// A field name: an identifier, or a keyword such as `when` used as a field.
-fn field_name<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>()
--> impl Parser<'src, I, Ident, Err<'src>> + Clone {
+fn field_name<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>()
+-> impl Parser<'src, I, Ident, X> + Clone {
     select! {
         Tok::Ident(name) = e => Ident { name, span: sp(e.span()) },
         Tok::Kw(k) = e => Ident { name: k.as_str().to_owned(), span: sp(e.span()) },
@@ -47,14 +61,14 @@ fn field_name<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>()
     .labelled("a field name")
 }
 
-fn seps<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>()
--> impl Parser<'src, I, (), Err<'src>> + Clone {
+fn seps<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>()
+-> impl Parser<'src, I, (), X> + Clone {
     p(P::Comma).or(p(P::Semi)).repeated().ignored()
 }
 
 /// A string without interpolation, as `use` and `policy` take.
-fn plain_string<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>()
--> impl Parser<'src, I, (String, Span), Err<'src>> + Clone {
+fn plain_string<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>()
+-> impl Parser<'src, I, (String, Span), X> + Clone {
     select! { Tok::StrStart(_) => () }
         .ignore_then(select! { Tok::Text(t) => t }.or_not())
         .then_ignore(just(Tok::StrEnd))
@@ -62,10 +76,11 @@ fn plain_string<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>()
         .labelled("a string")
 }
 
-fn type_expr<'src, I, E>(expr: E) -> impl Parser<'src, I, TypeExpr, Err<'src>> + Clone
+fn type_expr<'src, I, X, E>(expr: E) -> impl Parser<'src, I, TypeExpr, X> + Clone
 where
     I: ValueInput<'src, Token = Tok, Span = SimpleSpan>,
-    E: Parser<'src, I, Expr, Err<'src>> + Clone + 'src,
+    X: Extra<'src, I>,
+    E: Parser<'src, I, Expr, X> + Clone + 'src,
 {
     recursive(|ty| {
         let field = field_name()
@@ -113,10 +128,11 @@ where
     .labelled("a type")
 }
 
-fn string_lit<'src, I, E>(expr: E) -> impl Parser<'src, I, Expr, Err<'src>> + Clone
+fn string_lit<'src, I, X, E>(expr: E) -> impl Parser<'src, I, Expr, X> + Clone
 where
     I: ValueInput<'src, Token = Tok, Span = SimpleSpan>,
-    E: Parser<'src, I, Expr, Err<'src>> + Clone,
+    X: Extra<'src, I>,
+    E: Parser<'src, I, Expr, X> + Clone,
 {
     let part = choice((
         select! { Tok::Text(t) => StrPart::Text(t) },
@@ -141,10 +157,11 @@ where
         })
 }
 
-fn args<'src, I, E>(expr: E) -> impl Parser<'src, I, Vec<Arg>, Err<'src>> + Clone
+fn args<'src, I, X, E>(expr: E) -> impl Parser<'src, I, Vec<Arg>, X> + Clone
 where
     I: ValueInput<'src, Token = Tok, Span = SimpleSpan>,
-    E: Parser<'src, I, Expr, Err<'src>> + Clone,
+    X: Extra<'src, I>,
+    E: Parser<'src, I, Expr, X> + Clone,
 {
     let arg = field_name()
         .then_ignore(p(P::Colon))
@@ -173,11 +190,12 @@ where
 
 /// Statements and expressions are mutually recursive through blocks, so both
 /// are built here and the caller picks the one it needs.
-fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -> (
-    impl Parser<'src, I, Expr, Err<'src>> + Clone,
-    impl Parser<'src, I, Block, Err<'src>> + Clone,
-    impl Parser<'src, I, Stmt, Err<'src>> + Clone,
-    impl Parser<'src, I, TypeExpr, Err<'src>> + Clone,
+fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>()
+-> (
+    impl Parser<'src, I, Expr, X> + Clone,
+    impl Parser<'src, I, Block, X> + Clone,
+    impl Parser<'src, I, Stmt, X> + Clone,
+    impl Parser<'src, I, TypeExpr, X> + Clone,
 ) {
     let mut expr = Recursive::declare();
     let mut block = Recursive::declare();
@@ -428,7 +446,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -
     ));
 
     let bin = |op: BinOp| {
-        move |l: Expr, _, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, Err<'src>>| Expr {
+        move |l: Expr, _, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, X>| Expr {
             kind: ExprKind::Binary(op, Box::new(l), Box::new(r)),
             span: sp(e.span()),
         }
@@ -438,7 +456,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -
             postfix(
                 10,
                 post,
-                |l: Expr, op, e: &mut chumsky::input::MapExtra<'src, '_, I, Err<'src>>| {
+                |l: Expr, op, e: &mut chumsky::input::MapExtra<'src, '_, I, X>| {
                     let kind = match op {
                         Post::Field(f) => ExprKind::Field(Box::new(l), f),
                         Post::Call(a) => ExprKind::Call {
@@ -455,7 +473,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -
             prefix(
                 9,
                 p(P::Bang),
-                |_, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, Err<'src>>| Expr {
+                |_, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, X>| Expr {
                     kind: ExprKind::Unary(UnOp::Not, Box::new(r)),
                     span: sp(e.span()),
                 },
@@ -463,7 +481,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -
             prefix(
                 9,
                 p(P::Minus),
-                |_, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, Err<'src>>| Expr {
+                |_, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, X>| Expr {
                     kind: ExprKind::Unary(UnOp::Neg, Box::new(r)),
                     span: sp(e.span()),
                 },
@@ -546,9 +564,9 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>() -
     (expr, block, stmt, ty)
 }
 
-fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>>()
--> impl Parser<'src, I, Module, Err<'src>> {
-    let (expr, block, stmt, ty) = expr_and_block::<I>();
+fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>()
+-> impl Parser<'src, I, Module, X> {
+    let (expr, block, stmt, ty) = expr_and_block::<I, X>();
 
     let use_decl = kw(Kw::Use)
         .ignore_then(choice((
@@ -799,7 +817,16 @@ pub fn parse_tokens(
         .collect();
     let eoi = SimpleSpan::from(src_len..src_len);
     let input = toks.as_slice().split_token_span(eoi);
-    let (out, errs) = module().parse(input).into_output_errors();
+    // Fast path: most files parse cleanly, and a parse without error
+    // tracking is several times faster. Only a file with errors is parsed
+    // again with rich errors for its diagnostics.
+    if let Ok(m) = module::<_, extra::Default>()
+        .parse(input.clone())
+        .into_result()
+    {
+        return (m, Vec::new());
+    }
+    let (out, errs) = module::<_, Err<'_>>().parse(input).into_output_errors();
     let mut diags = Vec::new();
     for e in errs {
         diags.push(rich_to_diagnostic(file, &e));
@@ -817,12 +844,25 @@ fn rich_to_diagnostic(file: &str, e: &Rich<'_, Tok, SimpleSpan>) -> Diagnostic {
         .filter_map(|p| match p {
             chumsky::error::RichPattern::Token(t) => Some(t.to_string()),
             chumsky::error::RichPattern::Label(l) => Some(l.to_string()),
-            chumsky::error::RichPattern::EndOfInput => Some("the end of the file".to_owned()),
+            chumsky::error::RichPattern::EndOfInput => Some("end of file".to_owned()),
             _ => None,
         })
         .collect();
     expected.sort();
     expected.dedup();
+    // Operators and call/field continuations could follow almost any
+    // expression; listing them hides what is really missing (a `,` or a
+    // closing bracket). Keep them only when nothing else is expected.
+    const CONTINUATIONS: &[&str] = &[
+        "`!=`", "`==`", "`&&`", "`||`", "`+`", "`-`", "`*`", "`/`", "`<`", "`<=`", "`>`", "`>=`",
+        "`??`", "`in`", "`(`", "`.`",
+    ];
+    if expected
+        .iter()
+        .any(|e| !CONTINUATIONS.contains(&e.as_str()))
+    {
+        expected.retain(|e| !CONTINUATIONS.contains(&e.as_str()));
+    }
     let expected_text = match expected.len() {
         0 => String::new(),
         1 => expected[0].clone(),

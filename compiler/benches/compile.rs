@@ -1,0 +1,104 @@
+//! Benchmark of `check` and `plan` on generated pipelines.
+//!
+//! `cargo bench -p weir-compiler --bench compile` runs 1,000 and 10,000
+//! steps, each size in a fresh child process so that peak memory (VmHWM) is
+//! the size's own, and prints the median of several runs.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use weir_compiler::eval::EvalInput;
+use weir_compiler::plan::Context;
+
+/// A pipeline of `n` steps in layers of 50: each step reads an output of a
+/// step in the layer before, has env, a matrix-like name and a condition.
+pub fn generate(n: usize) -> String {
+    let mut s = String::from(
+        "enum Env { dev, prod }\nparam env: Env = Env.dev\n\ndefault pipeline gen {\n  on push(branches: [\"main\"])\n",
+    );
+    for i in 0..n {
+        let dep = if i >= 50 {
+            format!("\n    inputs: [s{}.out]", i - 50)
+        } else {
+            String::new()
+        };
+        s.push_str(&format!(
+            "  let s{i} = step \"step {i}\" {{\n    run: \"echo {i} > out/{i}.txt\"\n    env: {{ INDEX: \"{i}\" }}\n    outputs: {{ out: file(\"out/{i}.txt\") }}{dep}\n    when: env == Env.dev\n    timeout: 5m\n  }}\n"
+        ));
+    }
+    s.push_str("}\n");
+    s
+}
+
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn run_size(n: usize) {
+    let src = generate(n);
+    let mut files = BTreeMap::new();
+    files.insert("gen.weir".to_owned(), src.clone());
+    let input = EvalInput {
+        context: Context {
+            git_branch: "main".into(),
+            git_sha: "abc".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let runs = if n >= 10_000 { 7 } else { 15 };
+    let mut check_t = Vec::new();
+    let mut plan_t = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let d = weir_compiler::check(&files);
+        check_t.push(t.elapsed());
+        assert!(d.is_empty(), "{d:?}");
+        let t = Instant::now();
+        let (plan, d) = weir_compiler::compile(&files, &input);
+        let json = plan.expect("plan").to_json();
+        plan_t.push(t.elapsed());
+        assert!(d.is_empty() && json.len() > n);
+    }
+    println!(
+        "{n:>6} steps  {:>5.1} MB source  check {:>8.1} ms  check+plan+json {:>8.1} ms  peak RSS {:>6.1} MB",
+        src.len() as f64 / 1e6,
+        median(check_t).as_secs_f64() * 1e3,
+        median(plan_t).as_secs_f64() * 1e3,
+        vm_hwm_kib() as f64 / 1024.0
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(pos) = args.iter().position(|a| a == "--size") {
+        let n: usize = args[pos + 1].parse().expect("size");
+        weir_compiler::with_large_stack(move || run_size(n));
+        return;
+    }
+    if args.iter().any(|a| a == "--test") {
+        // `cargo test --benches` smoke run: small and quick.
+        weir_compiler::with_large_stack(|| run_size(100));
+        return;
+    }
+    let exe = std::env::current_exe().expect("exe");
+    for n in [1_000usize, 10_000] {
+        let status = std::process::Command::new(&exe)
+            .args(["--size", &n.to_string()])
+            .status()
+            .expect("child");
+        assert!(status.success());
+    }
+}
