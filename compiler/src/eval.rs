@@ -1650,6 +1650,16 @@ pub fn parse_param_value(
 /// reported at the offending node, with the policy's requirement as a
 /// secondary label.
 pub fn check_policies(program: &Program, plan: &Plan, diags: &mut Vec<Diagnostic>) {
+    let has_policy = program.modules.values().any(|m| {
+        m.parsed
+            .module
+            .items
+            .iter()
+            .any(|i| matches!(i.kind, ItemKind::Policy(_)))
+    });
+    if !has_policy {
+        return;
+    }
     let by_id: HashMap<&str, usize> = plan
         .nodes
         .iter()

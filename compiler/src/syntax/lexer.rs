@@ -11,13 +11,16 @@
 //! character becomes an error token plus a diagnostic.
 
 use crate::diagnostics::{Code, Diagnostic, Span};
+use std::rc::Rc;
 
 /// The deepest bracket nesting the parser accepts.
 pub const MAX_NESTING: usize = 128;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Tok {
-    Ident(String),
+    /// Names and texts are reference-counted: the parser clones tokens as
+    /// it peeks, and a clone must not allocate.
+    Ident(Rc<str>),
     Int(i64),
     /// Milliseconds.
     Duration(u64),
@@ -27,7 +30,7 @@ pub enum Tok {
     Percent(i64),
     /// `"` or `"""` (true).
     StrStart(bool),
-    Text(String),
+    Text(Rc<str>),
     InterpStart,
     InterpEnd,
     StrEnd,
@@ -381,7 +384,7 @@ impl Lexer<'_> {
                     self.pos += 1;
                 }
                 let word = &self.src[start..self.pos];
-                let tok = Kw::from_str(word).map_or_else(|| Tok::Ident(word.to_owned()), Tok::Kw);
+                let tok = Kw::from_str(word).map_or_else(|| Tok::Ident(word.into()), Tok::Kw);
                 self.push(tok, start);
             }
             b'{' => {
@@ -649,7 +652,7 @@ impl Lexer<'_> {
         loop {
             if self.pos >= self.bytes.len() {
                 if !text.is_empty() {
-                    self.push(Tok::Text(text), start);
+                    self.push(Tok::Text(text.into()), start);
                 }
                 let open = self
                     .out
@@ -684,7 +687,7 @@ impl Lexer<'_> {
                     text.truncate(nl + 1);
                 }
                 if !text.is_empty() {
-                    self.push(Tok::Text(text), start);
+                    self.push(Tok::Text(text.into()), start);
                 }
                 let s = self.pos;
                 self.pos += 3;
@@ -694,7 +697,7 @@ impl Lexer<'_> {
             }
             if !multi && c == b'"' {
                 if !text.is_empty() {
-                    self.push(Tok::Text(text), start);
+                    self.push(Tok::Text(text.into()), start);
                 }
                 let s = self.pos;
                 self.pos += 1;
@@ -704,7 +707,7 @@ impl Lexer<'_> {
             }
             if !multi && c == b'\n' {
                 if !text.is_empty() {
-                    self.push(Tok::Text(text), start);
+                    self.push(Tok::Text(text.into()), start);
                 }
                 let open = self
                     .out
@@ -728,7 +731,7 @@ impl Lexer<'_> {
             }
             if c == b'$' && self.peek(1) == b'{' {
                 if !text.is_empty() {
-                    self.push(Tok::Text(std::mem::take(&mut text)), start);
+                    self.push(Tok::Text(std::mem::take(&mut text).into()), start);
                 }
                 let s = self.pos;
                 self.pos += 2;

@@ -48,14 +48,15 @@ fn kw<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, 
 
 fn ident<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>()
 -> impl Parser<'src, I, Ident, X> + Clone {
-    select! { Tok::Ident(name) = e => Ident { name, span: sp(e.span()) } }.labelled("a name")
+    select! { Tok::Ident(name) = e => Ident { name: name.to_string(), span: sp(e.span()) } }
+        .labelled("a name")
 }
 
 /// A field name: an identifier, or a keyword such as `when` used as a field.
 fn field_name<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>()
 -> impl Parser<'src, I, Ident, X> + Clone {
     select! {
-        Tok::Ident(name) = e => Ident { name, span: sp(e.span()) },
+        Tok::Ident(name) = e => Ident { name: name.to_string(), span: sp(e.span()) },
         Tok::Kw(k) = e => Ident { name: k.as_str().to_owned(), span: sp(e.span()) },
     }
     .labelled("a field name")
@@ -70,7 +71,7 @@ fn seps<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src
 fn plain_string<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>()
 -> impl Parser<'src, I, (String, Span), X> + Clone {
     select! { Tok::StrStart(_) => () }
-        .ignore_then(select! { Tok::Text(t) => t }.or_not())
+        .ignore_then(select! { Tok::Text(t) => t.to_string() }.or_not())
         .then_ignore(just(Tok::StrEnd))
         .map_with(|t, e| (t.unwrap_or_default(), sp(e.span())))
         .labelled("a string")
@@ -135,7 +136,7 @@ where
     E: Parser<'src, I, Expr, X> + Clone,
 {
     let part = choice((
-        select! { Tok::Text(t) => StrPart::Text(t) },
+        select! { Tok::Text(t) => StrPart::Text(t.to_string()) },
         expr.delimited_by(just(Tok::InterpStart), just(Tok::InterpEnd))
             .recover_with(via_parser(nested_delimiters(
                 Tok::InterpStart,
@@ -246,7 +247,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
     });
 
     let pattern = choice((
-        select! { Tok::Ident(n) = e if n == "_" => Pattern::Wildcard(sp(e.span())) },
+        select! { Tok::Ident(n) = e if &*n == "_" => Pattern::Wildcard(sp(e.span())) },
         ident()
             .separated_by(p(P::Dot))
             .at_least(1)
@@ -413,7 +414,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
         Tok::Kw(Kw::True) => ExprKind::Bool(true),
         Tok::Kw(Kw::False) => ExprKind::Bool(false),
         Tok::Kw(Kw::None) => ExprKind::None,
-        Tok::Ident(n) => ExprKind::Name(n),
+        Tok::Ident(n) => ExprKind::Name(n.to_string()),
         // The lexer reported the bad token already: stand in quietly.
         Tok::Error => ExprKind::Error,
     }
@@ -422,16 +423,17 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
         span: sp(e.span()),
     });
 
+    // Ordered by how often each starts an expression in real pipelines.
     let atom = choice((
         literal,
         string_lit(expr.clone()),
+        node_expr,
         list,
         record,
         paren,
+        for_expr.clone(),
         if_expr.clone(),
         match_expr,
-        for_expr.clone(),
-        node_expr,
     ))
     .labelled("an expression")
     .boxed();
@@ -445,12 +447,11 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
         args(expr.clone()).map(Post::Call),
     ));
 
-    let bin = |op: BinOp| {
-        move |l: Expr, _, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, X>| Expr {
+    let bin =
+        |l: Expr, op: BinOp, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, X>| Expr {
             kind: ExprKind::Binary(op, Box::new(l), Box::new(r)),
             span: sp(e.span()),
-        }
-    };
+        };
     let pratt = atom
         .pratt((
             postfix(
@@ -486,20 +487,20 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
                     span: sp(e.span()),
                 },
             ),
-            infix(left(8), p(P::Star), bin(BinOp::Mul)),
-            infix(left(8), p(P::Slash), bin(BinOp::Div)),
-            infix(left(7), p(P::Plus), bin(BinOp::Add)),
-            infix(left(7), p(P::Minus), bin(BinOp::Sub)),
-            infix(left(6), kw(Kw::In), bin(BinOp::In)),
-            infix(left(5), p(P::Lt), bin(BinOp::Lt)),
-            infix(left(5), p(P::Le), bin(BinOp::Le)),
-            infix(left(5), p(P::Gt), bin(BinOp::Gt)),
-            infix(left(5), p(P::Ge), bin(BinOp::Ge)),
-            infix(left(4), p(P::EqEq), bin(BinOp::Eq)),
-            infix(left(4), p(P::Ne), bin(BinOp::Ne)),
-            infix(left(3), p(P::AndAnd), bin(BinOp::And)),
-            infix(left(2), p(P::OrOr), bin(BinOp::Or)),
-            infix(left(1), p(P::QQ), bin(BinOp::Coalesce)),
+            // One operator parser per precedence level: a token is compared
+            // once per level instead of once per operator.
+            infix(left(8), select! { Tok::P(P::Star) => BinOp::Mul, Tok::P(P::Slash) => BinOp::Div }, bin),
+            infix(left(7), select! { Tok::P(P::Plus) => BinOp::Add, Tok::P(P::Minus) => BinOp::Sub }, bin),
+            infix(left(6), select! { Tok::Kw(Kw::In) => BinOp::In }, bin),
+            infix(
+                left(5),
+                select! { Tok::P(P::Lt) => BinOp::Lt, Tok::P(P::Le) => BinOp::Le, Tok::P(P::Gt) => BinOp::Gt, Tok::P(P::Ge) => BinOp::Ge },
+                bin,
+            ),
+            infix(left(4), select! { Tok::P(P::EqEq) => BinOp::Eq, Tok::P(P::Ne) => BinOp::Ne }, bin),
+            infix(left(3), select! { Tok::P(P::AndAnd) => BinOp::And }, bin),
+            infix(left(2), select! { Tok::P(P::OrOr) => BinOp::Or }, bin),
+            infix(left(1), select! { Tok::P(P::QQ) => BinOp::Coalesce }, bin),
         ))
         .boxed();
     expr.define(pratt);
