@@ -3,6 +3,7 @@
 //! 2 usage or IO problems.
 
 mod fs;
+mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
@@ -39,9 +40,9 @@ enum GraphFormat {
 }
 
 #[derive(clap::Args, Clone)]
-struct PlanArgs {
+pub(crate) struct PlanArgs {
     /// Files or directories (default: the project in the current directory).
-    paths: Vec<PathBuf>,
+    pub(crate) paths: Vec<PathBuf>,
     /// The pipeline to plan (default: the only one, or the one marked `default`).
     #[arg(long, short)]
     pipeline: Option<String>,
@@ -102,6 +103,26 @@ enum Cmd {
     Explain { code: String },
     /// Create a starter pipeline in the current (or given) directory.
     Init { dir: Option<PathBuf> },
+    /// Run a pipeline on this machine.
+    Run {
+        #[command(flatten)]
+        args: PlanArgs,
+        #[command(flatten)]
+        run: run::RunArgs,
+    },
+    /// List recent runs, or show one.
+    Runs {
+        #[command(subcommand)]
+        cmd: Option<run::RunsCmd>,
+        /// How many runs to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Inspect or trim the local cache.
+    Cache {
+        #[command(subcommand)]
+        cmd: run::CacheCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -115,7 +136,7 @@ fn main() -> ExitCode {
     weir_compiler::with_large_stack(move || run(cli))
 }
 
-fn io_error(msg: impl std::fmt::Display, help: Option<&str>) -> ExitCode {
+pub(crate) fn io_error(msg: impl std::fmt::Display, help: Option<&str>) -> ExitCode {
     let report = match help {
         Some(h) => miette::miette!(help = h.to_owned(), "{msg}"),
         None => miette::miette!("{msg}"),
@@ -232,6 +253,12 @@ fn run(cli: Cli) -> ExitCode {
             }
         },
         Cmd::Init { dir } => init(dir),
+        Cmd::Run { args, run } => match make_plan(&args) {
+            Ok(plan) => run::run(&plan, &args, &run),
+            Err(code) => code,
+        },
+        Cmd::Runs { cmd, limit } => run::runs(cmd, limit),
+        Cmd::Cache { cmd } => run::cache(cmd),
     }
 }
 
@@ -264,7 +291,7 @@ fn context(args: &PlanArgs) -> Context {
     }
 }
 
-fn make_plan(args: &PlanArgs) -> Result<weir_compiler::plan::Plan, ExitCode> {
+pub(crate) fn make_plan(args: &PlanArgs) -> Result<weir_compiler::plan::Plan, ExitCode> {
     let mut params = Vec::new();
     for p in &args.params {
         match p.split_once('=') {

@@ -382,6 +382,53 @@ impl Eval<'_> {
         V::Error
     }
 
+    /// Adds the declared defaults of a record type's omitted fields.
+    fn fill_defaults(&mut self, v: V, ty: &TypeExpr) -> V {
+        match (v, ty) {
+            (V::List(items), TypeExpr::List(inner, _)) => V::List(
+                items
+                    .into_iter()
+                    .map(|i| self.fill_defaults(i, inner))
+                    .collect(),
+            ),
+            (V::Record(mut fields), TypeExpr::Named(path, _)) => {
+                let (module, name) = match path.as_slice() {
+                    [n] => (self.file.clone(), n.name.clone()),
+                    [m, n] => match self.program.modules[&self.file].imports.get(&m.name) {
+                        Some((Import::Module(p), _)) => (p.clone(), n.name.clone()),
+                        _ => return V::Record(fields),
+                    },
+                    _ => return V::Record(fields),
+                };
+                let Some(m) = self.program.modules.get(&module) else {
+                    return V::Record(fields);
+                };
+                let Some(&idx) = m.items.get(&name) else {
+                    return V::Record(fields);
+                };
+                let ItemKind::Type(t) = &m.parsed.module.items[idx].kind else {
+                    return V::Record(fields);
+                };
+                for fd in &t.fields {
+                    if let Some(d) = &fd.default {
+                        if !fields.iter().any(|(n, _)| n == &fd.name.name) {
+                            let dv = self.in_module(&module, |e| e.expr(d));
+                            fields.push((fd.name.name.clone(), dv));
+                        }
+                    }
+                }
+                for (n, fv) in &mut fields {
+                    if let Some(fd) = t.fields.iter().find(|f| &f.name.name == n) {
+                        let taken = std::mem::replace(fv, V::Unit);
+                        *fv = self.fill_defaults(taken, &fd.ty);
+                    }
+                }
+                V::Record(fields)
+            }
+            (v, _) => v,
+        }
+    }
+
     fn runtime_at_plan_time(&mut self, span: Span, what: &str) -> V {
         let d = Diagnostic::error(Code::RuntimeValueAtPlanTime, &self.file.clone(), span, format!("{what} must be known when the plan is built, but here it depends on a value that exists only once a step has run"))
             .with_label("known only at run time")
@@ -556,7 +603,10 @@ impl Eval<'_> {
             last = V::Unit;
             match s {
                 Stmt::Let(l, _) => {
-                    let v = self.expr(&l.value);
+                    let mut v = self.expr(&l.value);
+                    if let Some(t) = &l.ty {
+                        v = self.fill_defaults(v, t);
+                    }
                     if let Some(scope) = self.scopes.last_mut() {
                         scope.insert(l.name.name.clone(), v);
                     }
@@ -977,6 +1027,7 @@ impl Eval<'_> {
                                 v
                             }),
                         };
+                        let v = ev.fill_defaults(v, &p.ty);
                         scope.insert(p.name.name.clone(), v);
                     }
                     ev.scopes.push(scope);

@@ -2290,6 +2290,7 @@ impl<'a> Checker<'a> {
                         self.err(d);
                     }
                 }
+                "outputs" if !self.outputs_declared(&f.value) => {}
                 "outputs" => match &t.ty {
                     Ty::Record { fields: fs, .. } => {
                         for (n, ty) in fs {
@@ -2420,6 +2421,27 @@ impl<'a> Checker<'a> {
             NodeKind::Gate => Ty::Gate,
             NodeKind::Approval => Ty::Approval,
         })
+    }
+
+    /// Each output must be declared with `file(...)`, `dir(...)` or
+    /// `value(T)`; a bare string would be ambiguous. Reports and returns
+    /// false when one is not.
+    fn outputs_declared(&mut self, value: &Expr) -> bool {
+        let ExprKind::Record(inits) = &value.kind else {
+            return true;
+        };
+        let mut ok = true;
+        for i in inits {
+            let declared = matches!(&i.value.kind, ExprKind::Call { callee, .. } if matches!(&callee.kind, ExprKind::Name(n) if n == "file" || n == "dir" || n == "value"));
+            if !declared {
+                ok = false;
+                let d = self
+                    .error(Code::TypeMismatch, i.value.span, format!("output `{}` must be declared with `file(...)`, `dir(...)` or `value(T)`", i.name.name), "not an output declaration")
+                    .with_help(format!("for a file the step writes: `{}: file(\"path\")`; for a value: `{}: value(str)`", i.name.name, i.name.name));
+                self.err(d);
+            }
+        }
+        ok
     }
 
     fn check_env(&mut self, value: &Expr, t: &Typed, secrets: bool) {

@@ -1,0 +1,239 @@
+//! Executors run one attempt of one step. The scheduler, cache, retries,
+//! secrets and logs are shared by all executors; an executor only starts the
+//! command, streams its output and reports how it ended.
+//!
+//! [`LocalExecutor`] runs a process in its own process group with a clean
+//! environment. On timeout or cancellation the whole group gets SIGTERM,
+//! then SIGKILL after a grace period; when the step's main process exits,
+//! whatever it left running in its group is killed too, so a step never
+//! leaves a process behind.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, watch};
+
+/// The command of a job, with run-time values already filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Launch {
+    /// A script for `sh -c`.
+    Shell(String),
+    /// A program and its arguments.
+    Argv(Vec<String>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub node: String,
+    pub launch: Launch,
+    /// The complete environment of the process.
+    pub env: Vec<(String, String)>,
+    pub workdir: PathBuf,
+    pub timeout: Option<Duration>,
+    pub image: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Exited(i32),
+    /// Killed by a signal.
+    Signalled(i32),
+    TimedOut,
+    Cancelled,
+    /// The process could not start (command not found, bad workdir).
+    FailedToStart(String),
+}
+
+impl Outcome {
+    pub fn success(&self) -> bool {
+        *self == Outcome::Exited(0)
+    }
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Exited(c) => *c,
+            Outcome::Signalled(s) => 128 + s,
+            Outcome::TimedOut => 124,
+            Outcome::Cancelled => 130,
+            Outcome::FailedToStart(_) => 127,
+        }
+    }
+}
+
+/// What an executor gets besides the job: where to send output and a
+/// cancellation signal (true means stop now).
+pub struct JobIo {
+    pub output: mpsc::UnboundedSender<Vec<u8>>,
+    pub cancel: watch::Receiver<bool>,
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs jobs. Implementations: local processes here; WASM and remote
+/// executors plug in behind the same trait.
+pub trait Executor: Send + Sync {
+    fn execute(&self, job: Job, io: JobIo) -> BoxFuture<'_, Outcome>;
+}
+
+#[derive(Clone, Debug)]
+pub struct LocalExecutor {
+    /// Time between SIGTERM and SIGKILL.
+    pub grace: Duration,
+}
+
+impl Default for LocalExecutor {
+    fn default() -> Self {
+        LocalExecutor {
+            grace: Duration::from_secs(5),
+        }
+    }
+}
+
+fn signal_group(pgid: i32, sig: i32) {
+    if pgid > 0 {
+        // SAFETY: kill(2) with a negative pid signals a process group we
+        // created for this step; it has no memory-safety preconditions.
+        unsafe {
+            libc::kill(-pgid, sig);
+        }
+    }
+}
+
+fn group_alive(pgid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    pgid > 0 && unsafe { libc::kill(-pgid, 0) } == 0
+}
+
+impl Executor for LocalExecutor {
+    fn execute(&self, job: Job, mut io: JobIo) -> BoxFuture<'_, Outcome> {
+        Box::pin(async move {
+            let mut cmd = match &job.launch {
+                Launch::Shell(script) => {
+                    let mut c = tokio::process::Command::new("sh");
+                    c.arg("-c").arg(script);
+                    c
+                }
+                Launch::Argv(args) => {
+                    let Some((prog, rest)) = args.split_first() else {
+                        return Outcome::FailedToStart("the command is empty".into());
+                    };
+                    let mut c = tokio::process::Command::new(prog);
+                    c.args(rest);
+                    c
+                }
+            };
+            cmd.env_clear()
+                .envs(job.env.iter().map(|(k, v)| (k, v)))
+                .current_dir(&job.workdir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .kill_on_drop(true);
+            let mut child = match cmd.spawn() {
+                Ok(c) => c,
+                Err(e) => {
+                    let what = match &job.launch {
+                        Launch::Shell(_) => "sh".to_owned(),
+                        Launch::Argv(a) => a.first().cloned().unwrap_or_default(),
+                    };
+                    let msg = if e.kind() == std::io::ErrorKind::NotFound {
+                        if job.workdir.exists() {
+                            format!("command not found: `{what}`")
+                        } else {
+                            format!(
+                                "the working directory `{}` does not exist",
+                                job.workdir.display()
+                            )
+                        }
+                    } else {
+                        format!("cannot start `{what}`: {e}")
+                    };
+                    return Outcome::FailedToStart(msg);
+                }
+            };
+            let pgid = child.id().map_or(0, |id| id as i32);
+            let mut readers = Vec::new();
+            for stream in [
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let tx = io.output.clone();
+                readers.push(tokio::spawn(async move {
+                    let mut stream = stream;
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                let _ = tx.send(buf[..n].to_vec());
+                            }
+                        }
+                    }
+                }));
+            }
+            let deadline = job.timeout.map(|t| tokio::time::Instant::now() + t);
+            let sleep_until = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let cancelled = async {
+                loop {
+                    if *io.cancel.borrow() {
+                        return;
+                    }
+                    if io.cancel.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            let outcome = tokio::select! {
+                status = child.wait() => match status {
+                    Ok(s) => {
+                        use std::os::unix::process::ExitStatusExt;
+                        match (s.code(), s.signal()) {
+                            (Some(c), _) => Outcome::Exited(c),
+                            (None, Some(sig)) => Outcome::Signalled(sig),
+                            _ => Outcome::Exited(1),
+                        }
+                    }
+                    Err(e) => Outcome::FailedToStart(format!("lost the process: {e}")),
+                },
+                () = sleep_until => Outcome::TimedOut,
+                () = cancelled => Outcome::Cancelled,
+            };
+            if matches!(outcome, Outcome::TimedOut | Outcome::Cancelled) {
+                signal_group(pgid, libc::SIGTERM);
+                let waited = tokio::time::timeout(self.grace, child.wait()).await;
+                if waited.is_err() || group_alive(pgid) {
+                    // Give the rest of the group the same grace, then kill.
+                    let until = tokio::time::Instant::now() + self.grace;
+                    while group_alive(pgid) && tokio::time::Instant::now() < until {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    signal_group(pgid, libc::SIGKILL);
+                    let _ = child.wait().await;
+                }
+            }
+            // Whatever the step left running in its group goes with it.
+            signal_group(pgid, libc::SIGKILL);
+            for r in readers {
+                let _ = tokio::time::timeout(Duration::from_secs(5), r).await;
+            }
+            outcome
+        })
+    }
+}
