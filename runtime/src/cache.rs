@@ -152,10 +152,9 @@ impl Cache {
 
     pub fn put_blob(&self, bytes: &[u8]) -> io::Result<String> {
         let digest = sha256(bytes);
-        let dest = self.blob_path(&digest);
-        if !dest.exists() {
-            self.write_atomic(&dest, bytes)?;
-        }
+        // Always replace: renaming identical bytes over a good blob is
+        // harmless, and it repairs a blob that was corrupted on disk.
+        self.write_atomic(&self.blob_path(&digest), bytes)?;
         Ok(digest)
     }
 
@@ -181,14 +180,10 @@ impl Cache {
             out.sync_all()?;
             let digest = hex(&h.finalize());
             let dest = self.blob_path(&digest);
-            if dest.exists() {
-                let _ = std::fs::remove_file(&tmp);
-            } else {
-                if let Some(dir) = dest.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                std::fs::rename(&tmp, &dest)?;
+            if let Some(dir) = dest.parent() {
+                std::fs::create_dir_all(dir)?;
             }
+            std::fs::rename(&tmp, &dest)?;
             Ok(FileEntry {
                 path: String::new(),
                 digest,

@@ -194,14 +194,22 @@ async fn run_async(
     let cache = if opts.dry_run && !opts.cache_dir.exists() {
         None
     } else {
-        Some(Cache::open(&opts.cache_dir).map_err(|e| {
-            RunError::Setup(format!(
-                "{e}; set XDG_CACHE_HOME to a writable folder, or run with --no-cache"
-            ))
-        })?)
+        Some(Cache::open(&opts.cache_dir).map_err(|e| RunError::Setup(format!("{e}; set XDG_CACHE_HOME to a writable folder, or run with --no-cache")))?)
     };
     if opts.dry_run {
-        return Ok(dry_run(plan, &selected, opts, cache.as_ref(), &sink));
+        let shared = Shared {
+            plan: plan.clone(),
+            opts: opts.clone(),
+            cache,
+            executor,
+            sink: sink.clone(),
+            redactor,
+            secrets,
+            run_id: String::new(),
+            run_dir: opts.state_dir.join("runs").join("dry-run"),
+            digests: Mutex::new(HashMap::new()),
+        };
+        return Ok(dry_run(&shared, &selected));
     }
     std::fs::create_dir_all(&opts.state_dir).map_err(|e| {
         RunError::Setup(format!("cannot create `{}`: {e}", opts.state_dir.display()))
@@ -1572,28 +1580,48 @@ fn critical_path(plan: &Plan, records: &BTreeMap<usize, StepRecord>) -> Vec<Stri
     path
 }
 
-fn dry_run(
-    plan: &Plan,
-    selected: &BTreeSet<usize>,
-    opts: &RunOptions,
-    cache: Option<&Cache>,
-    sink: &Arc<dyn EventSink>,
-) -> RunRecord {
-    let _ = (opts, cache, sink);
-    let steps = selected
-        .iter()
-        .map(|&i| {
-            let n = &plan.nodes[i];
-            record(n, "would_run", false, 0, 0, None, None, Vec::new())
-        })
-        .collect();
-    RunRecord {
-        run_id: String::new(),
-        pipeline: plan.pipeline.clone(),
-        status: "dry_run".into(),
-        duration_ms: 0,
-        steps,
-        critical_path: Vec::new(),
-        resumed_from: None,
+/// What a run would do: a step is `cached` when its key can be computed
+/// (everything upstream is cached too) and the store holds a valid result.
+fn dry_run(shared: &Shared, selected: &BTreeSet<usize>) -> RunRecord {
+    let plan = &shared.plan;
+    let mut facts = Facts::default();
+    let mut outputs: HashMap<String, Vec<OutputRecord>> = HashMap::new();
+    let mut known: BTreeSet<String> = BTreeSet::new();
+    let mut steps = Vec::new();
+    for &i in selected {
+        let node = &plan.nodes[i];
+        let upstream_known = node.needs.iter().all(|n| known.contains(n));
+        let status = match node.kind.as_str() {
+            "gate" => "would_check",
+            "approval" => "would_ask",
+            _ => {
+                let cached = upstream_known && shared.opts.use_cache && node.cache && {
+                    match (prepare(shared, node, &facts, &outputs), &shared.cache) {
+                        (Ok(prep), Some(cache)) => match input_digests(shared, node, &prep.upstream_inputs) {
+                            Ok(inputs) => {
+                                let mut material = prep.key_material.clone();
+                                material["inputs"] = serde_json::json!(inputs);
+                                let key = sha256(material.to_string().as_bytes());
+                                match cache.get_action(&key) {
+                                    Some(a) if a.exit_code == 0 && a.outputs.iter().flat_map(|o| &o.files).all(|f| cache.read_blob(&f.digest).is_some()) => {
+                                        learn(&mut facts, &mut outputs, node, &a);
+                                        true
+                                    }
+                                    _ => false,
+                                }
+                            }
+                            Err(_) => false,
+                        },
+                        _ => false,
+                    }
+                };
+                if cached { "cached" } else { "would_run" }
+            }
+        };
+        if status == "cached" {
+            known.insert(node.id.clone());
+        }
+        steps.push(record(node, status, status == "cached", 0, 0, None, None, Vec::new()));
     }
+    RunRecord { run_id: String::new(), pipeline: plan.pipeline.clone(), status: "dry_run".into(), duration_ms: 0, steps, critical_path: Vec::new(), resumed_from: None }
 }
