@@ -17,18 +17,37 @@ impl Project {
         let dir = base.join("project");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("pipeline.weir"), pipeline).unwrap();
-        Project { dir, cache: base.join("cache") }
+        Project {
+            dir,
+            cache: base.join("cache"),
+        }
     }
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_weir"));
-        c.args(args).current_dir(&self.dir).env("XDG_CACHE_HOME", &self.cache).env("NO_COLOR", "1").env("CI", "true").stdin(Stdio::null());
+        c.args(args)
+            .current_dir(&self.dir)
+            .env("XDG_CACHE_HOME", &self.cache)
+            .env("NO_COLOR", "1")
+            .env("CI", "true")
+            .stdin(Stdio::null());
         c
     }
     fn run(&self, extra: &[&str]) -> (Output, Vec<Value>) {
-        let mut args = vec!["run", "--git-branch", "main", "--git-sha", "abc", "--log-format", "json"];
+        let mut args = vec![
+            "run",
+            "--git-branch",
+            "main",
+            "--git-sha",
+            "abc",
+            "--log-format",
+            "json",
+        ];
         args.extend(extra);
         let out = self.cmd(&args).output().unwrap();
-        let events = String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let events = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
         (out, events)
     }
     fn read(&self, p: &str) -> String {
@@ -42,7 +61,10 @@ impl Project {
 }
 
 fn finished<'a>(events: &'a [Value], step: &str) -> &'a Value {
-    events.iter().find(|e| e["event"] == "step_finished" && e["step"] == step).unwrap_or_else(|| panic!("no step_finished for {step} in {events:#?}"))
+    events
+        .iter()
+        .find(|e| e["event"] == "step_finished" && e["step"] == step)
+        .unwrap_or_else(|| panic!("no step_finished for {step} in {events:#?}"))
 }
 
 fn stderr(o: &Output) -> String {
@@ -67,20 +89,29 @@ fn independent_steps_overlap_with_j2_and_not_with_j1() {
     let (o, _) = p.run(&["-j", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (a, b) = (interval(&p, "a"), interval(&p, "b"));
-    assert!(a.0 < b.1 && b.0 < a.1, "with -j2 the sleeps should overlap: {a:?} {b:?}");
+    assert!(
+        a.0 < b.1 && b.0 < a.1,
+        "with -j2 the sleeps should overlap: {a:?} {b:?}"
+    );
     let (o, _) = p.run(&["-j", "1"]);
     assert!(o.status.success());
     let (a, b) = (interval(&p, "a"), interval(&p, "b"));
-    assert!(a.1 <= b.0 || b.1 <= a.0, "with -j1 the sleeps must not overlap: {a:?} {b:?}");
+    assert!(
+        a.1 <= b.0 || b.1 <= a.0,
+        "with -j1 the sleeps must not overlap: {a:?} {b:?}"
+    );
 }
 
 #[test]
 fn dependencies_run_in_order_and_outputs_flow() {
-    let p = Project::new("order", r#"pipeline ci {
+    let p = Project::new(
+        "order",
+        r#"pipeline ci {
   let a = step "a" { run: "mkdir -p out && date +%s%N > a.t && echo built > out/a.txt && date +%s%N >> a.t", outputs: { f: file("out/a.txt") } }
   step "b" { run: "date +%s%N > b.t; cat ${a.f} > b.txt; date +%s%N >> b.t" }
 }
-"#);
+"#,
+    );
     let (o, _) = p.run(&[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(interval(&p, "a").1 <= interval(&p, "b").0);
@@ -88,16 +119,22 @@ fn dependencies_run_in_order_and_outputs_flow() {
 }
 
 fn alive(pid: i32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists() && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
 }
 
 #[test]
 fn fail_fast_kills_a_running_sibling_and_leaves_no_process() {
-    let p = Project::new("failfast", r#"pipeline ci {
+    let p = Project::new(
+        "failfast",
+        r#"pipeline ci {
   step "long" { run: "sleep 60 & echo $! > long.pid; wait" }
   step "bad" { run: "sleep 0.5; exit 3" }
 }
-"#);
+"#,
+    );
     let (o, ev) = p.run(&["-j", "2"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(finished(&ev, "bad")["status"], "failed");
@@ -108,12 +145,15 @@ fn fail_fast_kills_a_running_sibling_and_leaves_no_process() {
 
 #[test]
 fn keep_going_runs_independent_steps_and_blocks_dependents() {
-    let p = Project::new("keepgoing", r#"pipeline ci {
+    let p = Project::new(
+        "keepgoing",
+        r#"pipeline ci {
   let bad = step "bad" { run: "exit 1" }
   step "after bad" { run: "true", after: [bad] }
   step "other" { run: "sleep 0.3; touch other.done" }
 }
-"#);
+"#,
+    );
     let (o, ev) = p.run(&["--keep-going", "-j", "1"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(finished(&ev, "after bad")["status"], "blocked");
@@ -122,7 +162,9 @@ fn keep_going_runs_independent_steps_and_blocks_dependents() {
 
 #[test]
 fn retries_back_off_and_record_every_attempt() {
-    let p = Project::new("retry", r#"pipeline ci {
+    let p = Project::new(
+        "retry",
+        r#"pipeline ci {
   step "flaky" {
     run: "n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; [ $n -ge 3 ]"
     retries: 2
@@ -130,13 +172,17 @@ fn retries_back_off_and_record_every_attempt() {
     cache: false
   }
 }
-"#);
+"#,
+    );
     let (o, ev) = p.run(&[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let f = finished(&ev, "flaky");
     assert_eq!(f["status"], "succeeded");
     assert_eq!(f["attempt"], 3);
-    let starts = ev.iter().filter(|e| e["event"] == "step_started" && e["step"] == "flaky").count();
+    let starts = ev
+        .iter()
+        .filter(|e| e["event"] == "step_started" && e["step"] == "flaky")
+        .count();
     assert_eq!(starts, 3);
     let show = p.cmd(&["runs", "show", ""]).output().unwrap();
     assert!(String::from_utf8_lossy(&show.stdout).contains("attempts=3"));
@@ -144,10 +190,13 @@ fn retries_back_off_and_record_every_attempt() {
 
 #[test]
 fn a_hung_step_is_killed_at_its_timeout() {
-    let p = Project::new("timeout", r#"pipeline ci {
+    let p = Project::new(
+        "timeout",
+        r#"pipeline ci {
   step "hang" { run: "sleep 60 & echo $! > hang.pid; wait", timeout: 1s }
 }
-"#);
+"#,
+    );
     let (o, ev) = p.run(&[]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(finished(&ev, "hang")["status"], "timed_out");
@@ -174,7 +223,11 @@ fn unchanged_rerun_is_fully_cached_and_a_change_reruns_exactly_what_it_affects()
     p.write("other/input.txt", "x\n");
     let (o, ev) = p.run(&[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(ev.iter().filter(|e| e["event"] == "step_finished").all(|e| e["cached"] == false));
+    assert!(
+        ev.iter()
+            .filter(|e| e["event"] == "step_finished")
+            .all(|e| e["cached"] == false)
+    );
     let original = std::fs::read(p.dir.join("out/bin.dat")).unwrap();
     let (o, ev) = p.run(&[]);
     assert!(o.status.success());
@@ -223,7 +276,11 @@ fn a_corrupt_cache_entry_is_detected_and_rebuilt() {
     std::fs::remove_dir_all(p.dir.join("out")).unwrap();
     let (o, ev) = p.run(&[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(finished(&ev, "gen")["cached"], false, "a corrupt entry must not be served");
+    assert_eq!(
+        finished(&ev, "gen")["cached"],
+        false,
+        "a corrupt entry must not be served"
+    );
     assert_eq!(p.read("out/all.txt"), "alpha\nbeta\n");
     // And the rebuilt entry is good again.
     let (_, ev) = p.run(&[]);
@@ -236,7 +293,13 @@ fn two_concurrent_runs_share_the_cache_and_history() {
     p.write("src/a.txt", "alpha\n");
     p.write("src/b.txt", "beta\n");
     p.write("other/input.txt", "x\n");
-    let spawn = || p.cmd(&["run", "--git-branch", "main", "--git-sha", "abc"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let spawn = || {
+        p.cmd(&["run", "--git-branch", "main", "--git-sha", "abc"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(a.status.success(), "{}", stderr(&a));
@@ -261,7 +324,10 @@ fn gates_pass_and_fail_with_their_message() {
     let p = Project::new("gatepass", &src.replace("FAILVALUE", ""));
     let (o, ev) = p.run(&[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(ev.iter().any(|e| e["event"] == "gate" && e["passed"] == true));
+    assert!(
+        ev.iter()
+            .any(|e| e["event"] == "gate" && e["passed"] == true)
+    );
     let p = Project::new("gatefail", &src.replace("FAILVALUE", "<failure/>"));
     let (o, ev) = p.run(&[]);
     assert_eq!(o.status.code(), Some(1));
@@ -286,51 +352,82 @@ fn approvals_by_flag_refusal_without_and_the_author_rule() {
     assert_eq!(a["approved"], false);
     assert!(a["message"].as_str().unwrap().contains("--approve release"));
     assert!(!p.dir.join("deployed").exists());
-    let (o, _) = p.run(&["--approve", "release", "--approver", "alice@example.com", "--author", "bob@example.com"]);
+    let (o, _) = p.run(&[
+        "--approve",
+        "release",
+        "--approver",
+        "alice@example.com",
+        "--author",
+        "bob@example.com",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(p.dir.join("deployed").exists());
-    let (o, ev) = p.run(&["--approve", "release", "--approver", "bob@example.com", "--author", "bob@example.com"]);
+    let (o, ev) = p.run(&[
+        "--approve",
+        "release",
+        "--approver",
+        "bob@example.com",
+        "--author",
+        "bob@example.com",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let a = ev.iter().find(|e| e["event"] == "approval").unwrap();
     assert!(a["message"].as_str().unwrap().contains("not_author"));
     let show = p.cmd(&["runs", "show", ""]).output().unwrap();
-    assert!(String::from_utf8_lossy(&show.stdout).contains("approval release refused by bob@example.com"));
+    assert!(
+        String::from_utf8_lossy(&show.stdout)
+            .contains("approval release refused by bob@example.com")
+    );
 }
 
 #[test]
 fn rollback_runs_when_its_stage_fails() {
-    let p = Project::new("rollback", r#"pipeline ci {
+    let p = Project::new(
+        "rollback",
+        r#"pipeline ci {
   stage deploy {
     step "rollout" { run: "exit 1" }
   } on_failure {
     step "undo" { run: "touch undone" }
   }
 }
-"#);
+"#,
+    );
     let (o, ev) = p.run(&[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(p.dir.join("undone").exists());
     assert_eq!(finished(&ev, "undo")["status"], "rollback succeeded");
-    let p = Project::new("norollback", r#"pipeline ci {
+    let p = Project::new(
+        "norollback",
+        r#"pipeline ci {
   stage deploy {
     step "rollout" { run: "true" }
   } on_failure {
     step "undo" { run: "touch undone" }
   }
 }
-"#);
+"#,
+    );
     assert!(p.run(&[]).0.status.success());
     assert!(!p.dir.join("undone").exists());
 }
 
 #[test]
 fn resume_after_kill_9_keeps_finished_steps_and_loses_no_record() {
-    let p = Project::new("resume", r#"pipeline ci {
+    let p = Project::new(
+        "resume",
+        r#"pipeline ci {
   let first = step "first" { run: "echo x >> first.count", cache: false }
   step "second" { run: "if [ -f go ]; then echo done > second.out; else echo $$ > second.pid; sleep 60; fi", after: [first], cache: false }
 }
-"#);
-    let mut child = p.cmd(&["run", "--git-branch", "main", "--git-sha", "abc"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+"#,
+    );
+    let mut child = p
+        .cmd(&["run", "--git-branch", "main", "--git-sha", "abc"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut waited = 0;
     while !p.dir.join("second.pid").exists() && waited < 200 {
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -341,14 +438,20 @@ fn resume_after_kill_9_keeps_finished_steps_and_loses_no_record() {
     child.wait().unwrap();
     // The step process outlives a SIGKILLed weir; end it as the OS would on logout.
     let pid: i32 = p.read("second.pid").trim().parse().unwrap();
-    let _ = Command::new("kill").arg("-9").arg(format!("-{pid}")).status();
+    let _ = Command::new("kill")
+        .arg("-9")
+        .arg(format!("-{pid}"))
+        .status();
     let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
     p.write("go", "");
     let (o, ev) = p.run(&["--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(p.read("first.count"), "x\n", "first must not run again");
     assert_eq!(p.read("second.out"), "done\n");
-    assert!(ev.iter().any(|e| e["event"] == "run_started" && e["resumed_from"].is_string()));
+    assert!(
+        ev.iter()
+            .any(|e| e["event"] == "run_started" && e["resumed_from"].is_string())
+    );
     let runs = String::from_utf8_lossy(&p.cmd(&["runs"]).output().unwrap().stdout).into_owned();
     assert!(runs.contains("interrupted"), "{runs}");
     assert!(runs.contains("succeeded"), "{runs}");
@@ -357,7 +460,9 @@ fn resume_after_kill_9_keeps_finished_steps_and_loses_no_record() {
 #[test]
 fn secrets_never_leak_in_any_encoding() {
     let secret = "s3cr3t-T0ken/with+chars==";
-    let p = Project::new("secrets", r#"pipeline ci {
+    let p = Project::new(
+        "secrets",
+        r#"pipeline ci {
   step "leak" {
     run: """
       printf '%s\n' "$TOKEN"
@@ -372,26 +477,51 @@ fn secrets_never_leak_in_any_encoding() {
     secrets: { TOKEN: secret("API_TOKEN") }
   }
 }
-"#);
+"#,
+    );
     let mut c = p.cmd(&["run", "--git-branch", "main", "--git-sha", "abc"]);
     c.env("API_TOKEN", secret);
     let out = c.output().unwrap();
-    let mut c = p.cmd(&["run", "--git-branch", "main", "--git-sha", "abc", "--log-format", "json"]);
+    let mut c = p.cmd(&[
+        "run",
+        "--git-branch",
+        "main",
+        "--git-sha",
+        "abc",
+        "--log-format",
+        "json",
+    ]);
     c.env("API_TOKEN", secret);
     let out_json = c.output().unwrap();
     let b64 = |s: &[u8]| {
         let t = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut o = String::new();
         for ch in s.chunks(3) {
-            let n = (u32::from(ch[0]) << 16) | (u32::from(*ch.get(1).unwrap_or(&0)) << 8) | u32::from(*ch.get(2).unwrap_or(&0));
+            let n = (u32::from(ch[0]) << 16)
+                | (u32::from(*ch.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*ch.get(2).unwrap_or(&0));
             for k in 0..=ch.len() {
                 o.push(t[((n >> (18 - 6 * k)) & 63) as usize] as char);
             }
         }
         o
     };
-    let forms = vec![secret.to_owned(), b64(secret.as_bytes()), b64(format!("{secret}\n").as_bytes()), "s3cr3t-T0ken%2Fwith%2Bchars%3D%3D".to_owned()];
-    let mut haystacks: Vec<(String, Vec<u8>)> = vec![("stdout".into(), [out.stdout.clone(), out_json.stdout.clone()].concat()), ("stderr".into(), [out.stderr.clone(), out_json.stderr.clone()].concat())];
+    let forms = vec![
+        secret.to_owned(),
+        b64(secret.as_bytes()),
+        b64(format!("{secret}\n").as_bytes()),
+        "s3cr3t-T0ken%2Fwith%2Bchars%3D%3D".to_owned(),
+    ];
+    let mut haystacks: Vec<(String, Vec<u8>)> = vec![
+        (
+            "stdout".into(),
+            [out.stdout.clone(), out_json.stdout.clone()].concat(),
+        ),
+        (
+            "stderr".into(),
+            [out.stderr.clone(), out_json.stderr.clone()].concat(),
+        ),
+    ];
     let mut stack = vec![p.dir.join(".weir"), p.cache.clone()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
@@ -407,29 +537,58 @@ fn secrets_never_leak_in_any_encoding() {
     for (name, bytes) in &haystacks {
         let text = String::from_utf8_lossy(bytes);
         for f in &forms {
-            assert!(!text.contains(f.as_str()), "{name} contains the secret form {f:?}");
+            assert!(
+                !text.contains(f.as_str()),
+                "{name} contains the secret form {f:?}"
+            );
         }
-        assert!(!text.contains("split s3cr3t-T0ken"), "{name} leaked the split secret");
+        assert!(
+            !text.contains("split s3cr3t-T0ken"),
+            "{name} leaked the split secret"
+        );
     }
     assert!(String::from_utf8_lossy(&out.stderr).contains("***"));
 }
 
 #[test]
 fn bad_input_to_run_is_reported_clearly() {
-    let p = Project::new("badrun", "pipeline ci {\n  step \"build\" { run: [\"no-such-tool-weir\", \"--x\"] }\n}\n");
+    let p = Project::new(
+        "badrun",
+        "pipeline ci {\n  step \"build\" { run: [\"no-such-tool-weir\", \"--x\"] }\n}\n",
+    );
     let (o, ev) = p.run(&[]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(finished(&ev, "build")["message"].as_str().unwrap().contains("command not found: `no-such-tool-weir`"));
+    assert!(
+        finished(&ev, "build")["message"]
+            .as_str()
+            .unwrap()
+            .contains("command not found: `no-such-tool-weir`")
+    );
     let o = p.cmd(&["run", "--step", "biuld"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("did you mean `build`"), "{}", stderr(&o));
-    let p = Project::new("nosecret", "pipeline ci { step \"p\" { run: \"true\", secrets: { T: secret(\"WEIR_TEST_UNSET_SECRET\") } } }\n");
+    assert!(
+        stderr(&o).contains("did you mean `build`"),
+        "{}",
+        stderr(&o)
+    );
+    let p = Project::new(
+        "nosecret",
+        "pipeline ci { step \"p\" { run: \"true\", secrets: { T: secret(\"WEIR_TEST_UNSET_SECRET\") } } }\n",
+    );
     let o = p.cmd(&["run"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("secret `WEIR_TEST_UNSET_SECRET`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("secret `WEIR_TEST_UNSET_SECRET`"),
+        "{}",
+        stderr(&o)
+    );
     // An unwritable cache folder: a clear error, nothing half-written.
     let p = Project::new("rocache", "pipeline ci { step \"a\" { run: \"true\" } }\n");
-    let o = p.cmd(&["run"]).env("XDG_CACHE_HOME", "/proc/weir-no-such-dir").output().unwrap();
+    let o = p
+        .cmd(&["run"])
+        .env("XDG_CACHE_HOME", "/proc/weir-no-such-dir")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cache"), "{}", stderr(&o));
 }
@@ -448,14 +607,25 @@ fn dry_run_says_what_would_run_and_what_is_cached() {
     p.write("other/input.txt", "y\n");
     let o = p.cmd(&["run", "--dry-run"]).output().unwrap();
     let e = stderr(&o);
-    assert!(e.contains("cached     gen") && e.contains("cached     use") && e.contains("would run  unrelated"), "{e}");
+    assert!(
+        e.contains("cached     gen")
+            && e.contains("cached     use")
+            && e.contains("would run  unrelated"),
+        "{e}"
+    );
 }
 
 #[test]
 fn the_hello_example_runs_green() {
-    let src = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello/pipeline.weir")).unwrap();
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello/pipeline.weir"),
+    )
+    .unwrap();
     let p = Project::new("hello", &src);
     let (o, ev) = p.run(&[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(ev.iter().any(|e| e["event"] == "run_finished" && e["status"] == "succeeded"));
+    assert!(
+        ev.iter()
+            .any(|e| e["event"] == "run_finished" && e["status"] == "succeeded")
+    );
 }

@@ -410,11 +410,11 @@ impl Eval<'_> {
                     return V::Record(fields);
                 };
                 for fd in &t.fields {
-                    if let Some(d) = &fd.default {
-                        if !fields.iter().any(|(n, _)| n == &fd.name.name) {
-                            let dv = self.in_module(&module, |e| e.expr(d));
-                            fields.push((fd.name.name.clone(), dv));
-                        }
+                    if let Some(d) = &fd.default
+                        && !fields.iter().any(|(n, _)| n == &fd.name.name)
+                    {
+                        let dv = self.in_module(&module, |e| e.expr(d));
+                        fields.push((fd.name.name.clone(), dv));
                     }
                 }
                 for (n, fv) in &mut fields {

@@ -2433,7 +2433,14 @@ impl<'a> Checker<'a> {
         let mut ok = true;
         for i in inits {
             let declared = matches!(&i.value.kind, ExprKind::Call { callee, .. } if matches!(&callee.kind, ExprKind::Name(n) if n == "file" || n == "dir" || n == "value"));
-            if !declared {
+            let is_secret = matches!(&i.value.kind, ExprKind::Call { callee, .. } if matches!(&callee.kind, ExprKind::Name(n) if n == "secret"));
+            if is_secret {
+                ok = false;
+                let d = self
+                    .error(Code::SecretMisuse, i.value.span, format!("output `{}` cannot be a `Secret`", i.name.name), "a secret here")
+                    .with_note("outputs are stored in the cache and shown in the plan; a secret there would leak");
+                self.err(d);
+            } else if !declared {
                 ok = false;
                 let d = self
                     .error(Code::TypeMismatch, i.value.span, format!("output `{}` must be declared with `file(...)`, `dir(...)` or `value(T)`", i.name.name), "not an output declaration")

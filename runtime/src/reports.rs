@@ -102,7 +102,7 @@ pub fn parse_junit(xml: &str) -> Result<TestReport, String> {
                 }
                 "failure" | "error" if current.is_some() => current = Some(CaseStatus::Failed),
                 "skipped" if current == Some(CaseStatus::Passed) => {
-                    current = Some(CaseStatus::Skipped)
+                    current = Some(CaseStatus::Skipped);
                 }
                 _ => {}
             },

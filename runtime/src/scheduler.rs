@@ -88,10 +88,10 @@ fn resolve_secret(name: &str, opts: &RunOptions) -> Option<String> {
     {
         return Some(v.clone());
     }
-    if let Some(dir) = &s.dir {
-        if let Ok(v) = std::fs::read_to_string(dir.join(name)) {
-            return Some(v.strip_suffix('\n').unwrap_or(&v).to_owned());
-        }
+    if let Some(dir) = &s.dir
+        && let Ok(v) = std::fs::read_to_string(dir.join(name))
+    {
+        return Some(v.strip_suffix('\n').unwrap_or(&v).to_owned());
     }
     if let Some(cmd) = &s.command {
         let script = cmd.replace("{name}", &weir_compiler::plan::shell_quote(name));
@@ -194,7 +194,11 @@ async fn run_async(
     let cache = if opts.dry_run && !opts.cache_dir.exists() {
         None
     } else {
-        Some(Cache::open(&opts.cache_dir).map_err(|e| RunError::Setup(format!("{e}; set XDG_CACHE_HOME to a writable folder, or run with --no-cache")))?)
+        Some(Cache::open(&opts.cache_dir).map_err(|e| {
+            RunError::Setup(format!(
+                "{e}; set XDG_CACHE_HOME to a writable folder, or run with --no-cache"
+            ))
+        })?)
     };
     if opts.dry_run {
         let shared = Shared {
@@ -224,34 +228,33 @@ async fn run_async(
     let mut resumed_from = None;
     let mut prior_steps: HashMap<String, String> = HashMap::new();
     let mut prior_approvals: BTreeSet<String> = BTreeSet::new();
-    if opts.resume {
-        if let Some(prev) = history
+    if opts.resume
+        && let Some(prev) = history
             .last_unfinished(&plan.pipeline)
             .map_err(RunError::Setup)?
-        {
-            history
-                .mark_interrupted(&prev.id)
-                .map_err(RunError::Setup)?;
-            for s in history.steps(&prev.id).map_err(RunError::Setup)? {
-                if s.status == "succeeded" {
-                    if let Some(k) = s.action_key {
-                        prior_steps.insert(s.node.clone(), k);
-                    } else if plan
-                        .nodes
-                        .iter()
-                        .any(|n| n.id == s.node && n.kind != "step")
-                    {
-                        prior_steps.insert(s.node.clone(), String::new());
-                    }
+    {
+        history
+            .mark_interrupted(&prev.id)
+            .map_err(RunError::Setup)?;
+        for s in history.steps(&prev.id).map_err(RunError::Setup)? {
+            if s.status == "succeeded" {
+                if let Some(k) = s.action_key {
+                    prior_steps.insert(s.node.clone(), k);
+                } else if plan
+                    .nodes
+                    .iter()
+                    .any(|n| n.id == s.node && n.kind != "step")
+                {
+                    prior_steps.insert(s.node.clone(), String::new());
                 }
             }
-            for a in history.approvals(&prev.id).map_err(RunError::Setup)? {
-                if a.approved {
-                    prior_approvals.insert(a.node);
-                }
-            }
-            resumed_from = Some(prev.id);
         }
+        for a in history.approvals(&prev.id).map_err(RunError::Setup)? {
+            if a.approved {
+                prior_approvals.insert(a.node);
+            }
+        }
+        resumed_from = Some(prev.id);
     }
     let plan_digest = sha256(plan.to_json().as_bytes());
     history
@@ -292,11 +295,11 @@ async fn run_async(
     let mut waiting: Vec<usize> = vec![0; n];
     for &i in &selected {
         for need in &plan.nodes[i].needs {
-            if let Some(&j) = by_id.get(need.as_str()) {
-                if selected.contains(&j) {
-                    dependents[j].push(i);
-                    waiting[i] += 1;
-                }
+            if let Some(&j) = by_id.get(need.as_str())
+                && selected.contains(&j)
+            {
+                dependents[j].push(i);
+                waiting[i] += 1;
             }
         }
     }
@@ -350,7 +353,7 @@ async fn run_async(
                     Ok(v) if cond::truthy(&v) => {}
                     Ok(_) => skip_reason = Some("its condition is false".to_owned()),
                     Err(cond::Unavailable(why)) => {
-                        skip_reason = Some(format!("its condition cannot be decided: {why}"))
+                        skip_reason = Some(format!("its condition cannot be decided: {why}"));
                     }
                 }
             }
@@ -725,6 +728,7 @@ async fn run_async(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn record(
     node: &Node,
     status: &str,
@@ -1078,13 +1082,12 @@ fn prepare(
         }
     }
     for inp in &node.inputs {
-        if let Some(from) = &inp.from {
-            if let Some(o) = outputs
+        if let Some(from) = &inp.from
+            && let Some(o) = outputs
                 .get(&from.node)
                 .and_then(|os| os.iter().find(|o| o.name == from.output))
-            {
-                upstream_inputs.push(o.clone());
-            }
+        {
+            upstream_inputs.push(o.clone());
         }
     }
     let launch_text = match &launch {
@@ -1200,12 +1203,12 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
 fn file_digest(shared: &Shared, path: &Path) -> std::io::Result<String> {
     let meta = std::fs::metadata(path)?;
     let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-    if let Ok(m) = shared.digests.lock() {
-        if let Some((size, t, d)) = m.get(path) {
-            if *size == meta.len() && *t == mtime {
-                return Ok(d.clone());
-            }
-        }
+    if let Ok(m) = shared.digests.lock()
+        && let Some((size, t, d)) = m.get(path)
+        && *size == meta.len()
+        && *t == mtime
+    {
+        return Ok(d.clone());
     }
     let d = sha256(&std::fs::read(path)?);
     if let Ok(mut m) = shared.digests.lock() {
@@ -1254,28 +1257,28 @@ async fn execute_step(
     material["inputs"] = serde_json::json!(inputs);
     let key = sha256(material.to_string().as_bytes());
     fin.action_key = Some(key.clone());
-    if let (Some(cache), true) = (&shared.cache, shared.opts.use_cache && node.cache) {
-        if let Some(a) = cache.get_action(&key) {
-            if a.exit_code == 0 && cache.restore(&a, &shared.opts.project_dir).unwrap_or(false) {
-                let log = cache.read_blob(&a.log_digest).unwrap_or_default();
-                let text = String::from_utf8_lossy(&log);
-                for line in text.lines() {
-                    shared.sink.event(&crate::events::Event::Log {
-                        step: node.name.clone(),
-                        line: line.to_owned(),
-                        cached: true,
-                    });
-                }
-                let _ = std::fs::write(shared.run_dir.join(format!("{}.log", node.id)), &log);
-                fin.log_tail = tail(&text);
-                fin.status = "succeeded".into();
-                fin.cached = true;
-                fin.exit_code = Some(0);
-                fin.duration_ms = started.elapsed().as_millis() as u64;
-                fin.result = Some(a);
-                return fin;
-            }
+    if let (Some(cache), true) = (&shared.cache, shared.opts.use_cache && node.cache)
+        && let Some(a) = cache.get_action(&key)
+        && a.exit_code == 0
+        && cache.restore(&a, &shared.opts.project_dir).unwrap_or(false)
+    {
+        let log = cache.read_blob(&a.log_digest).unwrap_or_default();
+        let text = String::from_utf8_lossy(&log);
+        for line in text.lines() {
+            shared.sink.event(&crate::events::Event::Log {
+                step: node.name.clone(),
+                line: line.to_owned(),
+                cached: true,
+            });
         }
+        let _ = std::fs::write(shared.run_dir.join(format!("{}.log", node.id)), &log);
+        fin.log_tail = tail(&text);
+        fin.status = "succeeded".into();
+        fin.cached = true;
+        fin.exit_code = Some(0);
+        fin.duration_ms = started.elapsed().as_millis() as u64;
+        fin.result = Some(a);
+        return fin;
     }
     let _ = std::fs::remove_dir_all(&prep.outputs_dir);
     if let Err(e) = std::fs::create_dir_all(&prep.outputs_dir) {
@@ -1557,10 +1560,10 @@ fn critical_path(plan: &Plan, records: &BTreeMap<usize, StepRecord>) -> Vec<Stri
         let own = records.get(&i).map_or(0, |r| r.duration_ms);
         let mut from = (0, None);
         for need in &n.needs {
-            if let Some(&j) = by_id.get(need.as_str()) {
-                if best[j].0 > from.0 || from.1.is_none() && records.contains_key(&j) {
-                    from = (best[j].0, Some(j));
-                }
+            if let Some(&j) = by_id.get(need.as_str())
+                && (best[j].0 > from.0 || from.1.is_none() && records.contains_key(&j))
+            {
+                from = (best[j].0, Some(j));
             }
         }
         best[i] = (from.0 + own, from.1);
@@ -1597,21 +1600,28 @@ fn dry_run(shared: &Shared, selected: &BTreeSet<usize>) -> RunRecord {
             _ => {
                 let cached = upstream_known && shared.opts.use_cache && node.cache && {
                     match (prepare(shared, node, &facts, &outputs), &shared.cache) {
-                        (Ok(prep), Some(cache)) => match input_digests(shared, node, &prep.upstream_inputs) {
-                            Ok(inputs) => {
-                                let mut material = prep.key_material.clone();
-                                material["inputs"] = serde_json::json!(inputs);
-                                let key = sha256(material.to_string().as_bytes());
-                                match cache.get_action(&key) {
-                                    Some(a) if a.exit_code == 0 && a.outputs.iter().flat_map(|o| &o.files).all(|f| cache.read_blob(&f.digest).is_some()) => {
-                                        learn(&mut facts, &mut outputs, node, &a);
-                                        true
+                        (Ok(prep), Some(cache)) => {
+                            match input_digests(shared, node, &prep.upstream_inputs) {
+                                Ok(inputs) => {
+                                    let mut material = prep.key_material.clone();
+                                    material["inputs"] = serde_json::json!(inputs);
+                                    let key = sha256(material.to_string().as_bytes());
+                                    match cache.get_action(&key) {
+                                        Some(a)
+                                            if a.exit_code == 0
+                                                && a.outputs.iter().flat_map(|o| &o.files).all(
+                                                    |f| cache.read_blob(&f.digest).is_some(),
+                                                ) =>
+                                        {
+                                            learn(&mut facts, &mut outputs, node, &a);
+                                            true
+                                        }
+                                        _ => false,
                                     }
-                                    _ => false,
                                 }
+                                Err(_) => false,
                             }
-                            Err(_) => false,
-                        },
+                        }
                         _ => false,
                     }
                 };
@@ -1621,7 +1631,24 @@ fn dry_run(shared: &Shared, selected: &BTreeSet<usize>) -> RunRecord {
         if status == "cached" {
             known.insert(node.id.clone());
         }
-        steps.push(record(node, status, status == "cached", 0, 0, None, None, Vec::new()));
+        steps.push(record(
+            node,
+            status,
+            status == "cached",
+            0,
+            0,
+            None,
+            None,
+            Vec::new(),
+        ));
     }
-    RunRecord { run_id: String::new(), pipeline: plan.pipeline.clone(), status: "dry_run".into(), duration_ms: 0, steps, critical_path: Vec::new(), resumed_from: None }
+    RunRecord {
+        run_id: String::new(),
+        pipeline: plan.pipeline.clone(),
+        status: "dry_run".into(),
+        duration_ms: 0,
+        steps,
+        critical_path: Vec::new(),
+        resumed_from: None,
+    }
 }
