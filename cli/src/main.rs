@@ -145,7 +145,7 @@ pub(crate) fn io_error(msg: impl std::fmt::Display, help: Option<&str>) -> ExitC
     ExitCode::from(2)
 }
 
-fn load(paths: &[PathBuf]) -> Result<project::Project, ExitCode> {
+pub(crate) fn load(paths: &[PathBuf]) -> Result<project::Project, ExitCode> {
     let cwd = std::env::current_dir().unwrap_or_default();
     project::load(&fs::OsSystem, paths, &cwd).map_err(|e| match e {
         LoadError::NotFound(p) => io_error(format!("`{}` does not exist", p.display()), Some("check the path; with no path, weir uses the project in the current directory")),
@@ -253,7 +253,10 @@ fn run(cli: Cli) -> ExitCode {
             }
         },
         Cmd::Init { dir } => init(dir),
-        Cmd::Run { args, run } => match make_plan(&args) {
+        Cmd::Run { args, run } => match run::cached_plan(&args).map_or_else(
+            || make_plan(&args).inspect(|p| run::store_plan(&args, p)),
+            Ok,
+        ) {
             Ok(plan) => run::run(&plan, &args, &run),
             Err(code) => code,
         },
@@ -262,7 +265,7 @@ fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn context(args: &PlanArgs) -> Context {
+pub(crate) fn context(args: &PlanArgs) -> Context {
     let git = |a: &[&str]| -> Option<String> {
         let out = std::process::Command::new("git")
             .args(a)
@@ -291,6 +294,11 @@ fn context(args: &PlanArgs) -> Context {
     }
 }
 
+/// Set when the last compilation printed diagnostics (then its plan is not
+/// stored for reuse, so the warnings show again next time).
+pub(crate) static HAD_DIAGNOSTICS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 pub(crate) fn make_plan(args: &PlanArgs) -> Result<weir_compiler::plan::Plan, ExitCode> {
     let mut params = Vec::new();
     for p in &args.params {
@@ -318,6 +326,7 @@ pub(crate) fn make_plan(args: &PlanArgs) -> Result<weir_compiler::plan::Plan, Ex
     let mut all = project.diagnostics.clone();
     all.append(&mut diags);
     if !all.is_empty() {
+        HAD_DIAGNOSTICS.store(true, std::sync::atomic::Ordering::Relaxed);
         print_diags(&all, &project.files, args.format);
     }
     match plan {

@@ -72,6 +72,71 @@ pub enum CacheCmd {
     },
 }
 
+/// The key of a plan in `.weir/plans/`: everything compiling reads.
+fn plan_key(args: &PlanArgs) -> Option<(PathBuf, String)> {
+    use std::fmt::Write as _;
+    let project = crate::load(&args.paths).ok()?;
+    if !project.diagnostics.is_empty() {
+        return None;
+    }
+    let ctx = crate::context(args);
+    let mut material = format!(
+        "weir {}\n{:?}\n{:?}\n{:?}\n",
+        env!("CARGO_PKG_VERSION"),
+        args.pipeline,
+        args.params,
+        ctx
+    );
+    for (name, text) in &project.files {
+        let _ = write!(material, "{}\n{}\n{}\n", name, text.len(), text);
+    }
+    let key = weir_runtime::cache::sha256(material.as_bytes());
+    Some((
+        project_dir(args)
+            .join(".weir")
+            .join("plans")
+            .join(format!("{key}.json")),
+        key,
+    ))
+}
+
+/// A plan compiled earlier from exactly the same sources, params and
+/// context. Only clean compilations are stored, so no diagnostic is lost.
+pub fn cached_plan(args: &PlanArgs) -> Option<weir_compiler::plan::Plan> {
+    let (path, _) = plan_key(args)?;
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+pub fn store_plan(args: &PlanArgs, plan: &weir_compiler::plan::Plan) {
+    if crate::HAD_DIAGNOSTICS.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let Some((path, _)) = plan_key(args) else {
+        return;
+    };
+    if let Some(dir) = path.parent() {
+        if std::fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        // Keep only the newest plans.
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            let mut old: Vec<(std::time::SystemTime, PathBuf)> = rd
+                .filter_map(Result::ok)
+                .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+                .collect();
+            if old.len() >= 8 {
+                old.sort();
+                for (_, p) in &old[..old.len() - 7] {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+    }
+    if let Ok(bytes) = serde_json::to_vec(plan) {
+        let _ = crate::fs::write_atomic(&path, &bytes);
+    }
+}
+
 fn git(args: &[&str]) -> Option<String> {
     let out = std::process::Command::new("git")
         .args(args)

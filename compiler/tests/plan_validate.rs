@@ -24,3 +24,41 @@ fn a_cycle_in_a_host_edited_plan_names_every_node() {
     );
     assert_eq!(problems[0].labels.len(), 2);
 }
+
+#[test]
+fn plans_round_trip_through_json() {
+    for dir in [
+        "hello",
+        "rust-service",
+        "promotion",
+        "python-release",
+        "node-monorepo",
+    ] {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples")
+            .join(dir);
+        let mut files = BTreeMap::new();
+        let mut stack = vec![root.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "weir") {
+                    files.insert(
+                        p.strip_prefix(&root)
+                            .unwrap()
+                            .to_string_lossy()
+                            .into_owned(),
+                        std::fs::read_to_string(&p).unwrap(),
+                    );
+                }
+            }
+        }
+        let (plan, diags) = weir_compiler::compile(&files, &EvalInput::default());
+        assert!(diags.is_empty(), "{dir}: {diags:?}");
+        let plan = plan.unwrap();
+        let back: weir_compiler::plan::Plan = serde_json::from_str(&plan.to_json()).unwrap();
+        assert_eq!(back, plan, "{dir}");
+    }
+}

@@ -111,7 +111,13 @@ impl Executor for LocalExecutor {
         Box::pin(async move {
             let mut cmd = match &job.launch {
                 Launch::Shell(script) => {
-                    let mut c = tokio::process::Command::new("sh");
+                    // An absolute path: no PATH search per step.
+                    let sh = if std::path::Path::new("/bin/sh").exists() {
+                        "/bin/sh"
+                    } else {
+                        "sh"
+                    };
+                    let mut c = tokio::process::Command::new(sh);
                     c.arg("-c").arg(script);
                     c
                 }

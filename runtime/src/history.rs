@@ -13,7 +13,13 @@ use std::time::Duration;
 
 pub struct History {
     conn: Connection,
+    /// When the open batch of cache-hit records began, if one is open.
+    batch: std::cell::Cell<Option<std::time::Instant>>,
 }
+
+/// Cache-hit records are written in batches committed at least this often;
+/// everything else commits at once.
+const BATCH_WINDOW: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRow {
@@ -92,10 +98,65 @@ impl History {
                 run_id TEXT NOT NULL, node TEXT NOT NULL, passed INTEGER NOT NULL, message TEXT, vals TEXT NOT NULL);",
         )
         .map_err(|e| format!("cannot prepare the run history `{}`: {e}", path.display()))?;
-        Ok(History { conn })
+        Ok(History {
+            conn,
+            batch: std::cell::Cell::new(None),
+        })
+    }
+
+    /// Commits the open batch, if any.
+    pub fn flush(&self) -> Result<(), String> {
+        if self.batch.take().is_some() {
+            self.conn
+                .execute_batch("COMMIT")
+                .map_err(|e| format!("cannot write the run history: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Records a step restored from the cache. A kill before the batch
+    /// commits loses at most [`BATCH_WINDOW`] of such records, and a resumed
+    /// run finds those steps in the cache again, so nothing is re-executed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn cached_step(
+        &self,
+        run: &str,
+        node: &str,
+        name: &str,
+        duration_ms: u64,
+        exit_code: Option<i32>,
+        action_key: Option<&str>,
+    ) -> Result<(), String> {
+        match self.batch.get() {
+            Some(t) if t.elapsed() > BATCH_WINDOW => {
+                self.flush()?;
+                self.conn
+                    .execute_batch("BEGIN")
+                    .map_err(|e| e.to_string())?;
+                self.batch.set(Some(std::time::Instant::now()));
+            }
+            Some(_) => {}
+            None => {
+                self.conn
+                    .execute_batch("BEGIN")
+                    .map_err(|e| e.to_string())?;
+                self.batch.set(Some(std::time::Instant::now()));
+            }
+        }
+        self.write(
+            "INSERT INTO steps (run_id, node, name, status, cached, attempts, duration_ms, exit_code, action_key, finished_at)
+             VALUES (?1, ?2, ?3, 'succeeded', 1, 0, ?4, ?5, ?6, ?7)
+             ON CONFLICT(run_id, node) DO UPDATE SET status = 'succeeded', cached = 1, duration_ms = ?4, exit_code = ?5, action_key = ?6, finished_at = ?7",
+            params![run, node, name, duration_ms as i64, exit_code, action_key, now_ms()],
+        )
     }
 
     fn exec(&self, sql: &str, p: impl rusqlite::Params) -> Result<(), String> {
+        self.flush()?;
+        self.write(sql, p)
+    }
+
+    fn write(&self, sql: &str, p: impl rusqlite::Params) -> Result<(), String> {
         self.conn
             .execute(sql, p)
             .map(|_| ())

@@ -66,6 +66,9 @@ struct Shared {
     run_id: String,
     run_dir: PathBuf,
     digests: Mutex<HashMap<PathBuf, (u64, std::time::SystemTime, String)>>,
+    /// Tells the scheduler a step missed the cache and starts executing, so
+    /// the history says `running` while it does.
+    started: Option<mpsc::UnboundedSender<usize>>,
 }
 
 fn new_run_id() -> String {
@@ -212,6 +215,7 @@ async fn run_async(
             run_id: String::new(),
             run_dir: opts.state_dir.join("runs").join("dry-run"),
             digests: Mutex::new(HashMap::new()),
+            started: None,
         };
         return Ok(dry_run(&shared, &selected));
     }
@@ -256,7 +260,7 @@ async fn run_async(
         }
         resumed_from = Some(prev.id);
     }
-    let plan_digest = sha256(plan.to_json().as_bytes());
+    let plan_digest = sha256(&serde_json::to_vec(plan).unwrap_or_default());
     history
         .start_run(
             &run_id,
@@ -272,6 +276,7 @@ async fn run_async(
         resumed_from: resumed_from.clone(),
     });
 
+    let (started_tx, mut started_rx) = mpsc::unbounded_channel::<usize>();
     let shared = Arc::new(Shared {
         plan: plan.clone(),
         opts: opts.clone(),
@@ -283,6 +288,7 @@ async fn run_async(
         run_id: run_id.clone(),
         run_dir,
         digests: Mutex::new(HashMap::new()),
+        started: Some(started_tx),
     });
     let n = plan.nodes.len();
     let by_id: HashMap<&str, usize> = plan
@@ -334,6 +340,8 @@ async fn run_async(
     let mut interrupted = false;
     let mut failed_any = false;
     let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+    // Completions decided without a task (cache hits found inline).
+    let mut done_now: std::collections::VecDeque<Finished> = std::collections::VecDeque::new();
 
     loop {
         while !stopping && running.len() < opts.jobs.max(1) {
@@ -532,7 +540,14 @@ async fn run_async(
                 _ => match prepare(&shared, node, &facts, &outputs) {
                     Ok(prep) => {
                         state[i] = State::Running;
-                        history.step_started(&run_id, &node.id, &node.name).ok();
+                        // Cheap keys (no files to hash): look the cache up
+                        // here, without a task and its thread hops.
+                        if node.inputs.iter().all(|inp| inp.from.is_some())
+                            && let Some(f) = cache_hit(&shared, i, &prep, None, Instant::now())
+                        {
+                            done_now.push_back(f);
+                            continue;
+                        }
                         let sh = shared.clone();
                         let rx = cancel_rx.clone();
                         running.spawn(async move { execute_step(sh, i, prep, rx).await });
@@ -569,50 +584,123 @@ async fn run_async(
                 },
             }
         }
-        if running.is_empty() && (ready.is_empty() || stopping) {
+        if running.is_empty() && done_now.is_empty() && (ready.is_empty() || stopping) {
             break;
         }
-        tokio::select! {
+        let f = if let Some(f) = done_now.pop_front() {
+            f
+        } else {
+            tokio::select! {
             joined = running.join_next() => {
                 let Some(joined) = joined else { continue };
-                let f = match joined {
+                match joined {
                     Ok(f) => f,
                     Err(e) => {
                         // A panicking step task: report it, never lose the run.
                         eprintln!("weir: internal error in a step task: {e}");
                         continue;
                     }
-                };
-                let node = &plan.nodes[f.idx];
-                for (k, (st, code, ms)) in f.attempts.iter().enumerate() {
-                    history.attempt(&run_id, &node.id, k as u32 + 1, st, *code, *ms).ok();
                 }
-                let msg = f.message.as_deref().map(|m| shared.redactor.redact_str(m));
-                history.step_finished(&run_id, &node.id, &node.name, &f.status, f.cached, f.attempts.len() as u32, f.duration_ms, f.exit_code, f.action_key.as_deref(), msg.as_deref()).ok();
-                shared.sink.event(&Event::StepFinished { step: node.name.clone(), status: f.status.clone(), cached: f.cached, duration_ms: f.duration_ms, attempt: f.attempts.len().max(1) as u32, exit_code: f.exit_code, message: msg.clone() });
-                let ok = f.status == "succeeded" || f.status == "allowed_failure";
-                facts.status.insert(node.id.clone(), (f.status == "succeeded", f.exit_code.unwrap_or(0)));
-                if let Some(a) = &f.result {
-                    learn(&mut facts, &mut outputs, node, a);
-                }
-                records.insert(f.idx, record(node, &f.status, f.cached, f.duration_ms, f.attempts.len() as u32, f.exit_code, msg, f.log_tail));
-                state[f.idx] = State::Done(f.status.clone());
-                if !ok {
-                    failed_any = true;
-                    if !opts.keep_going && !stopping {
-                        stopping = true;
-                        let _ = cancel_tx.send(true);
-                    }
-                }
-                release(f.idx, if ok { "succeeded" } else { &f.status }, plan, &dependents, &mut waiting, &mut ready, &priority, &mut state, &mut records, &shared, &history);
+            }
+            Some(i) = started_rx.recv() => {
+                let node = &plan.nodes[i];
+                history.step_started(&run_id, &node.id, &node.name).ok();
+                continue;
             }
             _ = &mut ctrl_c, if !interrupted => {
                 interrupted = true;
                 stopping = true;
                 let _ = cancel_tx.send(true);
                 eprintln!("weir: interrupted; stopping running steps");
+                continue;
+            }
+            }
+        };
+        let node = &plan.nodes[f.idx];
+        for (k, (st, code, ms)) in f.attempts.iter().enumerate() {
+            history
+                .attempt(&run_id, &node.id, k as u32 + 1, st, *code, *ms)
+                .ok();
+        }
+        let msg = f.message.as_deref().map(|m| shared.redactor.redact_str(m));
+        if f.cached {
+            history
+                .cached_step(
+                    &run_id,
+                    &node.id,
+                    &node.name,
+                    f.duration_ms,
+                    f.exit_code,
+                    f.action_key.as_deref(),
+                )
+                .ok();
+        } else {
+            history
+                .step_finished(
+                    &run_id,
+                    &node.id,
+                    &node.name,
+                    &f.status,
+                    f.cached,
+                    f.attempts.len() as u32,
+                    f.duration_ms,
+                    f.exit_code,
+                    f.action_key.as_deref(),
+                    msg.as_deref(),
+                )
+                .ok();
+        }
+        shared.sink.event(&Event::StepFinished {
+            step: node.name.clone(),
+            status: f.status.clone(),
+            cached: f.cached,
+            duration_ms: f.duration_ms,
+            attempt: f.attempts.len().max(1) as u32,
+            exit_code: f.exit_code,
+            message: msg.clone(),
+        });
+        let ok = f.status == "succeeded" || f.status == "allowed_failure";
+        facts.status.insert(
+            node.id.clone(),
+            (f.status == "succeeded", f.exit_code.unwrap_or(0)),
+        );
+        if let Some(a) = &f.result {
+            learn(&mut facts, &mut outputs, node, a);
+        }
+        records.insert(
+            f.idx,
+            record(
+                node,
+                &f.status,
+                f.cached,
+                f.duration_ms,
+                f.attempts.len() as u32,
+                f.exit_code,
+                msg,
+                f.log_tail,
+            ),
+        );
+        state[f.idx] = State::Done(f.status.clone());
+        if !ok {
+            failed_any = true;
+            if !opts.keep_going && !stopping {
+                stopping = true;
+                let _ = cancel_tx.send(true);
             }
         }
+        release(
+            f.idx,
+            if ok { "succeeded" } else { &f.status },
+            plan,
+            &dependents,
+            &mut waiting,
+            &mut ready,
+            &priority,
+            &mut state,
+            &mut records,
+            &shared,
+            &history,
+        );
     }
     // What never started: cancelled (fail-fast or interrupt) or blocked.
     for &i in &selected {
@@ -1241,7 +1329,13 @@ async fn execute_step(
     let sh = shared.clone();
     let node2 = node.clone();
     let upstream = prep.upstream_inputs.clone();
-    let inputs = tokio::task::spawn_blocking(move || input_digests(&sh, &node2, &upstream)).await;
+    // Hashing files may take a while: off the async workers, unless every
+    // input is an upstream output whose digest is already known.
+    let inputs = if node.inputs.iter().all(|i| i.from.is_some()) {
+        Ok(input_digests(&sh, &node2, &upstream))
+    } else {
+        tokio::task::spawn_blocking(move || input_digests(&sh, &node2, &upstream)).await
+    };
     let inputs = match inputs {
         Ok(Ok(i)) => i,
         Ok(Err(e)) => {
@@ -1257,36 +1351,21 @@ async fn execute_step(
     material["inputs"] = serde_json::json!(inputs);
     let key = sha256(material.to_string().as_bytes());
     fin.action_key = Some(key.clone());
-    if let (Some(cache), true) = (&shared.cache, shared.opts.use_cache && node.cache)
-        && let Some(a) = cache.get_action(&key)
-        && a.exit_code == 0
-        && cache.restore(&a, &shared.opts.project_dir).unwrap_or(false)
-    {
-        let log = cache.read_blob(&a.log_digest).unwrap_or_default();
-        let text = String::from_utf8_lossy(&log);
-        for line in text.lines() {
-            shared.sink.event(&crate::events::Event::Log {
-                step: node.name.clone(),
-                line: line.to_owned(),
-                cached: true,
-            });
-        }
-        let _ = std::fs::write(shared.run_dir.join(format!("{}.log", node.id)), &log);
-        fin.log_tail = tail(&text);
-        fin.status = "succeeded".into();
-        fin.cached = true;
-        fin.exit_code = Some(0);
-        fin.duration_ms = started.elapsed().as_millis() as u64;
-        fin.result = Some(a);
-        return fin;
+    if let Some(hit) = cache_hit(&shared, idx, &prep, Some(&inputs), started) {
+        return hit;
     }
-    let _ = std::fs::remove_dir_all(&prep.outputs_dir);
-    if let Err(e) = std::fs::create_dir_all(&prep.outputs_dir) {
-        fin.message = Some(format!(
-            "cannot create `{}`: {e}",
-            prep.outputs_dir.display()
-        ));
-        return fin;
+    if node.outputs.iter().any(|o| o.kind == "value") {
+        let _ = std::fs::remove_dir_all(&prep.outputs_dir);
+        if let Err(e) = std::fs::create_dir_all(&prep.outputs_dir) {
+            fin.message = Some(format!(
+                "cannot create `{}`: {e}",
+                prep.outputs_dir.display()
+            ));
+            return fin;
+        }
+    }
+    if let Some(tx) = &shared.started {
+        let _ = tx.send(idx);
     }
     let attempts_allowed = u32::try_from(node.retries.max(0)).unwrap_or(0) + 1;
     let mut log_all: Vec<u8> = Vec::new();
@@ -1509,6 +1588,61 @@ async fn execute_step(
     fin.status = "succeeded".into();
     fin.result = Some(result);
     fin
+}
+
+/// A valid cached result for the step, restored into the project, if the
+/// store has one. `inputs` are the input digests when already computed.
+fn cache_hit(
+    shared: &Shared,
+    idx: usize,
+    prep: &Prepared,
+    inputs: Option<&[(String, String)]>,
+    started: Instant,
+) -> Option<Finished> {
+    let node = &shared.plan.nodes[idx];
+    let cache = shared.cache.as_ref()?;
+    if !(shared.opts.use_cache && node.cache) {
+        return None;
+    }
+    let computed;
+    let inputs = match inputs {
+        Some(i) => i,
+        None => {
+            computed = input_digests(shared, node, &prep.upstream_inputs).ok()?;
+            &computed
+        }
+    };
+    let mut material = prep.key_material.clone();
+    material["inputs"] = serde_json::json!(inputs);
+    let key = sha256(material.to_string().as_bytes());
+    let a = cache.get_action(&key)?;
+    if a.exit_code != 0 || !cache.restore(&a, &shared.opts.project_dir).unwrap_or(false) {
+        return None;
+    }
+    let log = cache.read_blob(&a.log_digest).unwrap_or_default();
+    let text = String::from_utf8_lossy(&log);
+    for line in text.lines() {
+        shared.sink.event(&crate::events::Event::Log {
+            step: node.name.clone(),
+            line: line.to_owned(),
+            cached: true,
+        });
+    }
+    if !log.is_empty() {
+        let _ = std::fs::write(shared.run_dir.join(format!("{}.log", node.id)), &log);
+    }
+    Some(Finished {
+        idx,
+        status: "succeeded".into(),
+        cached: true,
+        attempts: Vec::new(),
+        exit_code: Some(0),
+        duration_ms: started.elapsed().as_millis() as u64,
+        message: None,
+        action_key: Some(key),
+        log_tail: tail(&text),
+        result: Some(a),
+    })
 }
 
 fn store_dir(cache: &Cache, dir: &Path) -> std::io::Result<Vec<FileEntry>> {
