@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use weir_runtime::history::History;
-use weir_runtime::{Cache, EventSink, JsonSink, LocalExecutor, PlainSink, RunError, RunOptions};
+use weir_runtime::{
+    Cache, EventSink, JsonSink, LocalExecutor, PlainSink, RunError, RunOptions, TtySink,
+};
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum LogFormat {
@@ -187,6 +189,9 @@ pub fn run(plan: &weir_compiler::plan::Plan, args: &PlanArgs, r: &RunArgs) -> Ex
         && !ci;
     let sink: Arc<dyn EventSink> = match r.log_format {
         LogFormat::Json => Arc::new(JsonSink),
+        LogFormat::Human if std::io::IsTerminal::is_terminal(&std::io::stderr()) && !ci => {
+            Arc::new(TtySink::new())
+        }
         LogFormat::Human => Arc::new(PlainSink { show_logs: true }),
     };
     let record = match weir_runtime::run(plan, &opts, Arc::new(LocalExecutor::default()), sink) {

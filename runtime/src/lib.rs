@@ -26,7 +26,7 @@ pub mod reports;
 mod scheduler;
 
 pub use cache::Cache;
-pub use events::{CollectSink, Event, EventSink, JsonSink, PlainSink};
+pub use events::{CollectSink, Event, EventSink, JsonSink, PlainSink, TtySink};
 pub use exec::{Executor, Job, JobIo, Launch, LocalExecutor, Outcome};
 pub use scheduler::run;
 
