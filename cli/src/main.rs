@@ -266,6 +266,12 @@ fn run(cli: Cli) -> ExitCode {
 }
 
 pub(crate) fn context(args: &PlanArgs) -> Context {
+    // Asked once per process: `weir run` needs it for the plan key and the plan.
+    static CONTEXT: std::sync::OnceLock<Context> = std::sync::OnceLock::new();
+    CONTEXT.get_or_init(|| read_context(args)).clone()
+}
+
+fn read_context(args: &PlanArgs) -> Context {
     let git = |a: &[&str]| -> Option<String> {
         let out = std::process::Command::new("git")
             .args(a)
