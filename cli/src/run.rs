@@ -174,15 +174,18 @@ pub fn run(plan: &weir_compiler::plan::Plan, args: &PlanArgs, r: &RunArgs) -> Ex
     opts.approve_all = r.approve_all;
     opts.resume = r.resume;
     opts.secrets.command.clone_from(&r.secret_command);
+    // Identities matter only to approvals; git is asked only when there are some.
+    let has_approvals = plan.nodes.iter().any(|n| n.kind == "approval");
+    let ask = |a: &[&str]| if has_approvals { git(a) } else { None };
     opts.approver = r
         .approver
         .clone()
-        .or_else(|| git(&["config", "user.email"]))
+        .or_else(|| ask(&["config", "user.email"]))
         .unwrap_or(opts.approver);
     opts.author = r
         .author
         .clone()
-        .or_else(|| git(&["log", "-1", "--format=%ae"]));
+        .or_else(|| ask(&["log", "-1", "--format=%ae"]));
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     opts.interactive = std::io::IsTerminal::is_terminal(&std::io::stdin())
         && std::io::IsTerminal::is_terminal(&std::io::stderr())
