@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 struct Project {
     dir: PathBuf,
     cache: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Project {
@@ -20,6 +21,7 @@ impl Project {
         Project {
             dir,
             cache: base.join("cache"),
+            env: Vec::new(),
         }
     }
     fn cmd(&self, args: &[&str]) -> Command {
@@ -30,6 +32,7 @@ impl Project {
             .env("NO_COLOR", "1")
             .env("CI", "true")
             .stdin(Stdio::null());
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
     fn run(&self, extra: &[&str]) -> (Output, Vec<Value>) {
@@ -251,7 +254,10 @@ fn unchanged_rerun_is_fully_cached_and_a_change_reruns_exactly_what_it_affects()
 
 #[test]
 fn a_corrupt_cache_entry_is_detected_and_rebuilt() {
-    let p = Project::new("corrupt", CHAIN);
+    let mut p = Project::new("corrupt", CHAIN);
+    // Every blob a file, so this test can damage them on disk (small blobs
+    // normally live in the index; its own unit test covers those).
+    p.env.push(("WEIR_CACHE_INLINE_MAX".into(), "0".into()));
     p.write("src/a.txt", "alpha\n");
     p.write("src/b.txt", "beta\n");
     p.write("other/input.txt", "x\n");

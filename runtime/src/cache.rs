@@ -1,18 +1,19 @@
 //! The content-addressed store.
 //!
 //! Layout under the cache root (`$XDG_CACHE_HOME/weir` by default):
-//! `cas/ab/abcdef…` holds blobs named by the SHA-256 of their bytes,
-//! `ac/<key>.json` maps an action key to the [`ActionResult`] of a step, and
-//! `tmp/` holds writes in progress. Every write goes to `tmp/`, is fsynced
-//! and renamed into place, so a reader never sees half an entry and two
-//! processes writing the same entry both succeed. Every read re-hashes the
-//! blob: a corrupt blob is removed and reported as a miss, never served.
+//! `index.db` (SQLite, WAL) maps action keys to the [`ActionResult`] of a
+//! step and holds small blobs inline; `cas/ab/abcdef…` holds larger blobs
+//! named by the SHA-256 of their bytes; `tmp/` holds writes in progress.
+//! A large blob is written to `tmp/` and renamed into place, so a reader
+//! never sees half of one; index rows are written in SQLite transactions.
+//! Concurrent processes share both safely. Every read re-hashes the blob: a
+//! corrupt blob is removed and reported as a miss, never served.
 //!
-//! Durability: blobs and entries are not fsynced one by one (that costs a
-//! disk flush per step); the scheduler calls [`Cache::sync`] once at the end
-//! of a run. A crash before that can leave a torn file behind a complete
-//! name, which the read-time digest check turns into a miss, so integrity
-//! never depends on the flush.
+//! Durability: nothing is fsynced one write at a time (that costs a disk
+//! flush per step); the scheduler calls [`Cache::sync`] once at the end of a
+//! run. A crash before that can leave a torn blob behind a complete name,
+//! which the read-time digest check turns into a miss, so integrity never
+//! depends on the flush.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -83,9 +84,16 @@ pub const EMPTY_DIGEST: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934c
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-#[derive(Clone, Debug)]
+/// Blobs up to this size live in the index database instead of one file
+/// each: a small file costs an inode, and creating inodes is what a cold run
+/// of many trivial steps spends its time on.
+pub const INLINE_MAX: usize = 64 * 1024;
+
+#[derive(Debug)]
 pub struct Cache {
     root: PathBuf,
+    index: std::sync::Mutex<rusqlite::Connection>,
+    inline_max: usize,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -95,11 +103,21 @@ pub struct Stats {
     pub bytes: u64,
 }
 
+fn db_err(e: rusqlite::Error) -> io::Error {
+    io::Error::other(format!("cache index: {e}"))
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 impl Cache {
     /// Opens (creating) a store. Fails with a clear error when the folder
     /// cannot be created or written.
     pub fn open(root: &Path) -> io::Result<Cache> {
-        for sub in ["cas", "ac", "tmp"] {
+        for sub in ["cas", "tmp"] {
             std::fs::create_dir_all(root.join(sub)).map_err(|e| {
                 io::Error::new(
                     e.kind(),
@@ -120,9 +138,33 @@ impl Cache {
             )
         })?;
         let _ = std::fs::remove_file(&probe);
+        let conn = rusqlite::Connection::open(root.join("index.db")).map_err(db_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(db_err)?;
+        let _ = conn.pragma_update(None, "journal_mode", "WAL");
+        let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS actions (key TEXT PRIMARY KEY, json TEXT NOT NULL, at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, bytes BLOB NOT NULL, at INTEGER NOT NULL);",
+        )
+        .map_err(db_err)?;
+        let inline_max = std::env::var("WEIR_CACHE_INLINE_MAX")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(INLINE_MAX);
         Ok(Cache {
             root: root.to_owned(),
+            index: std::sync::Mutex::new(conn),
+            inline_max,
         })
+    }
+
+    fn db<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>) -> io::Result<T> {
+        let conn = self
+            .index
+            .lock()
+            .map_err(|_| io::Error::other("cache index lock poisoned"))?;
+        f(&conn).map_err(db_err)
     }
 
     /// Flushes everything written to the store's file system to disk.
@@ -152,7 +194,7 @@ impl Cache {
             .join(format!("{}-{n}", std::process::id()))
     }
 
-    /// Writes `bytes` to `dest` atomically: temp file, fsync, rename.
+    /// Writes `bytes` to `dest` atomically: temp file, then rename.
     fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> io::Result<()> {
         let tmp = self.tmp_path();
         let result = (|| {
@@ -169,14 +211,28 @@ impl Cache {
         result
     }
 
+    fn put_inline(&self, digest: &str, bytes: &[u8]) -> io::Result<()> {
+        self.db(|c| {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO blobs (digest, bytes, at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(rusqlite::params![digest, bytes, now_secs()])
+            .map(|_| ())
+        })
+    }
+
     pub fn put_blob(&self, bytes: &[u8]) -> io::Result<String> {
         let digest = sha256(bytes);
         if digest == EMPTY_DIGEST {
             return Ok(digest);
         }
-        // Always replace: renaming identical bytes over a good blob is
-        // harmless, and it repairs a blob that was corrupted on disk.
-        self.write_atomic(&self.blob_path(&digest), bytes)?;
+        if bytes.len() <= self.inline_max {
+            self.put_inline(&digest, bytes)?;
+        } else {
+            // Always replace: renaming identical bytes over a good blob is
+            // harmless, and it repairs a blob that was corrupted on disk.
+            self.write_atomic(&self.blob_path(&digest), bytes)?;
+        }
         Ok(digest)
     }
 
@@ -184,6 +240,18 @@ impl Cache {
     pub fn put_file(&self, path: &Path) -> io::Result<FileEntry> {
         let mut src = std::fs::File::open(path)?;
         let meta = src.metadata()?;
+        let executable = is_executable(&meta);
+        if meta.len() as usize <= self.inline_max {
+            let mut bytes = Vec::with_capacity(meta.len() as usize);
+            src.read_to_end(&mut bytes)?;
+            let digest = self.put_blob(&bytes)?;
+            return Ok(FileEntry {
+                path: String::new(),
+                digest,
+                size: bytes.len() as u64,
+                executable,
+            });
+        }
         let tmp = self.tmp_path();
         let result = (|| {
             let mut out = std::fs::File::create(&tmp)?;
@@ -209,7 +277,7 @@ impl Cache {
                 path: String::new(),
                 digest,
                 size,
-                executable: is_executable(&meta),
+                executable,
             })
         })();
         if result.is_err() {
@@ -224,6 +292,22 @@ impl Cache {
         if digest == EMPTY_DIGEST {
             return Some(Vec::new());
         }
+        let inline: Option<Vec<u8>> = self
+            .db(|c| {
+                use rusqlite::OptionalExtension;
+                c.prepare_cached("SELECT bytes FROM blobs WHERE digest = ?1")?
+                    .query_row([digest], |r| r.get(0))
+                    .optional()
+            })
+            .ok()
+            .flatten();
+        if let Some(bytes) = inline {
+            if sha256(&bytes) == digest {
+                return Some(bytes);
+            }
+            let _ = self.db(|c| c.execute("DELETE FROM blobs WHERE digest = ?1", [digest]));
+            return None;
+        }
         let path = self.blob_path(digest);
         let bytes = std::fs::read(&path).ok()?;
         if sha256(&bytes) == digest {
@@ -235,19 +319,31 @@ impl Cache {
     }
 
     pub fn get_action(&self, key: &str) -> Option<ActionResult> {
-        let bytes = std::fs::read(self.root.join("ac").join(format!("{key}.json"))).ok()?;
-        match serde_json::from_slice(&bytes) {
+        let json: Option<String> = self
+            .db(|c| {
+                use rusqlite::OptionalExtension;
+                c.prepare_cached("SELECT json FROM actions WHERE key = ?1")?
+                    .query_row([key], |r| r.get(0))
+                    .optional()
+            })
+            .ok()
+            .flatten();
+        match serde_json::from_str(&json?) {
             Ok(a) => Some(a),
             Err(_) => {
-                let _ = std::fs::remove_file(self.root.join("ac").join(format!("{key}.json")));
+                let _ = self.db(|c| c.execute("DELETE FROM actions WHERE key = ?1", [key]));
                 None
             }
         }
     }
 
     pub fn put_action(&self, key: &str, result: &ActionResult) -> io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(result).map_err(io::Error::other)?;
-        self.write_atomic(&self.root.join("ac").join(format!("{key}.json")), &bytes)
+        let json = serde_json::to_string(result).map_err(io::Error::other)?;
+        self.db(|c| {
+            c.prepare_cached("INSERT OR REPLACE INTO actions (key, json, at) VALUES (?1, ?2, ?3)")?
+                .execute(rusqlite::params![key, json, now_secs()])
+                .map(|_| ())
+        })
     }
 
     /// Restores an action's outputs under `project`. Every blob is verified
@@ -300,17 +396,27 @@ impl Cache {
 
     pub fn stats(&self) -> Stats {
         let mut s = Stats::default();
-        if let Ok(rd) = std::fs::read_dir(self.root.join("ac")) {
-            s.actions = rd.filter_map(Result::ok).count() as u64;
+        if let Ok((a, b, bytes)) = self.db(|c| {
+            let a: i64 = c.query_row("SELECT COUNT(*) FROM actions", [], |r| r.get(0))?;
+            let (b, bytes): (i64, i64) = c.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(bytes)), 0) FROM blobs",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok((a, b, bytes))
+        }) {
+            s.actions = a as u64;
+            s.blobs = b as u64;
+            s.bytes = bytes as u64;
         }
-        for (_, size, _) in self.blobs() {
+        for (_, size, _) in self.file_blobs() {
             s.blobs += 1;
             s.bytes += size;
         }
         s
     }
 
-    fn blobs(&self) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    fn file_blobs(&self) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
         let mut out = Vec::new();
         let Ok(prefixes) = std::fs::read_dir(self.root.join("cas")) else {
             return out;
@@ -332,51 +438,42 @@ impl Cache {
         out
     }
 
-    /// Deletes the least recently written action entries and then every
-    /// blob no remaining entry references, until the store is under
-    /// `max_bytes`. Entries written in the last `keep_recent` are kept, so a
-    /// run in progress never loses what it just stored.
+    /// Deletes the least recently written action entries, then every blob no
+    /// remaining entry references, until the store is under `max_bytes`.
+    /// Anything written in the last `keep_recent` is kept, so a run in
+    /// progress never loses what it just stored.
     pub fn gc(&self, max_bytes: u64, keep_recent: std::time::Duration) -> io::Result<Stats> {
-        let now = std::time::SystemTime::now();
-        let mut actions: Vec<(PathBuf, std::time::SystemTime)> =
-            std::fs::read_dir(self.root.join("ac"))?
-                .filter_map(Result::ok)
-                .filter_map(|e| {
-                    e.metadata()
-                        .ok()
-                        .map(|m| (e.path(), m.modified().unwrap_or(std::time::UNIX_EPOCH)))
-                })
-                .collect();
-        actions.sort_by_key(|(_, t)| *t);
-        let total: u64 = self.blobs().iter().map(|(_, s, _)| s).sum();
-        let mut excess = total.saturating_sub(max_bytes);
-        let mut i = 0;
-        while excess > 0 && i < actions.len() {
-            let (path, t) = &actions[i];
-            if now.duration_since(*t).unwrap_or_default() < keep_recent {
+        let cutoff = now_secs() - keep_recent.as_secs() as i64;
+        let mut excess = self.stats().bytes.saturating_sub(max_bytes);
+        let actions: Vec<(String, String, i64)> = self.db(|c| {
+            let mut st = c.prepare("SELECT key, json, at FROM actions ORDER BY at, key")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })?;
+        for (key, json, at) in &actions {
+            if excess == 0 || *at > cutoff {
                 break;
             }
-            let freed = std::fs::read(path)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<ActionResult>(&b).ok())
-                .map_or(0, |a| {
-                    a.outputs
-                        .iter()
-                        .flat_map(|o| &o.files)
-                        .map(|f| f.size)
-                        .sum::<u64>()
-                });
-            std::fs::remove_file(path)?;
-            excess = excess.saturating_sub(freed.max(1));
-            i += 1;
+            let freed = serde_json::from_str::<ActionResult>(json).map_or(1, |a| {
+                a.outputs
+                    .iter()
+                    .flat_map(|o| &o.files)
+                    .map(|f| f.size)
+                    .sum::<u64>()
+                    .max(1)
+            });
+            self.db(|c| c.execute("DELETE FROM actions WHERE key = ?1", [key]))?;
+            excess = excess.saturating_sub(freed);
         }
-        // Sweep blobs no remaining action references (and old temp files).
+        // Sweep blobs no remaining action references.
         let mut live = std::collections::HashSet::new();
-        for e in std::fs::read_dir(self.root.join("ac"))?.filter_map(Result::ok) {
-            if let Some(a) = std::fs::read(e.path())
-                .ok()
-                .and_then(|b| serde_json::from_slice::<ActionResult>(&b).ok())
-            {
+        let remaining: Vec<String> = self.db(|c| {
+            let mut st = c.prepare("SELECT json FROM actions")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })?;
+        for json in remaining {
+            if let Ok(a) = serde_json::from_str::<ActionResult>(&json) {
                 live.insert(a.log_digest.clone());
                 for o in &a.outputs {
                     for f in &o.files {
@@ -385,7 +482,18 @@ impl Cache {
                 }
             }
         }
-        for (path, _, t) in self.blobs() {
+        let inline: Vec<(String, i64)> = self.db(|c| {
+            let mut st = c.prepare("SELECT digest, at FROM blobs")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        for (d, at) in inline {
+            if !live.contains(&d) && at <= cutoff {
+                self.db(|c| c.execute("DELETE FROM blobs WHERE digest = ?1", [&d]))?;
+            }
+        }
+        let now = std::time::SystemTime::now();
+        for (path, _, t) in self.file_blobs() {
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -409,6 +517,7 @@ impl Cache {
                 }
             }
         }
+        let _ = self.db(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"));
         Ok(self.stats())
     }
 }
@@ -424,4 +533,73 @@ fn set_executable(path: &Path, exec: bool) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mode = if exec { 0o755 } else { 0o644 };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(name: &str) -> (Cache, PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("weir-cache-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        (Cache::open(&dir.join("store")).unwrap(), dir)
+    }
+
+    #[test]
+    fn inline_blobs_round_trip_and_corruption_is_a_miss() {
+        let (c, _dir) = store("inline");
+        let d = c.put_blob(b"hello").unwrap();
+        assert_eq!(c.read_blob(&d).unwrap(), b"hello");
+        c.db(|x| {
+            x.execute(
+                "UPDATE blobs SET bytes = ?1 WHERE digest = ?2",
+                rusqlite::params![b"hellp".to_vec(), d],
+            )
+        })
+        .unwrap();
+        assert!(
+            c.read_blob(&d).is_none(),
+            "a corrupt inline blob must not be served"
+        );
+        assert!(c.read_blob(&d).is_none(), "and it is gone");
+        assert_eq!(c.put_blob(b"hello").unwrap(), d);
+        assert_eq!(c.read_blob(&d).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn large_blobs_are_files_and_restore_is_byte_identical() {
+        let (c, dir) = store("large");
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let src = dir.join("big.bin");
+        std::fs::write(&src, &big).unwrap();
+        let e = c.put_file(&src).unwrap();
+        assert!(c.blob_path(&e.digest).exists());
+        let out = OutputRecord {
+            name: "b".into(),
+            kind: "file".into(),
+            path: "restored.bin".into(),
+            files: vec![e],
+        };
+        let a = ActionResult {
+            outputs: vec![out],
+            log_digest: EMPTY_DIGEST.into(),
+            ..Default::default()
+        };
+        c.put_action("k", &a).unwrap();
+        let got = c.get_action("k").unwrap();
+        assert!(c.restore(&got, &dir).unwrap());
+        assert_eq!(std::fs::read(dir.join("restored.bin")).unwrap(), big);
+    }
+
+    #[test]
+    fn gc_keeps_recent_entries_and_drops_old_unreferenced_blobs() {
+        let (c, _dir) = store("gc");
+        let d = c.put_blob(b"orphan blob").unwrap();
+        let s = c.gc(0, std::time::Duration::from_secs(3600)).unwrap();
+        assert_eq!(s.blobs, 1, "recent blobs are kept");
+        let s = c.gc(0, std::time::Duration::ZERO).unwrap();
+        assert_eq!(s.blobs, 0);
+        assert!(c.read_blob(&d).is_none());
+    }
 }
