@@ -658,3 +658,89 @@ fn the_embedding_example_runs() {
     assert!(text.contains("[show] hi from the host"), "{text}");
     assert!(text.contains("started make"), "{text}");
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+#[test]
+fn every_example_runs_green_with_stand_ins_for_missing_tools() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let standins = root.join("tests/standins").canonicalize().unwrap();
+    let path = format!(
+        "{}:{}",
+        standins.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut ran = 0;
+    for e in std::fs::read_dir(root.join("examples")).unwrap() {
+        let dir = e.unwrap().path();
+        if !dir.join("pipeline.weir").exists() {
+            continue;
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let p = Project::new(&format!("example-{name}"), "");
+        copy_dir(&dir, &p.dir);
+        let mut args = vec![
+            "run",
+            "--approve-all",
+            "--approver",
+            "alice@example.com",
+            "--author",
+            "bob@example.com",
+            "--git-branch",
+            "main",
+            "--git-sha",
+            "abc123",
+            "--git-tag",
+            "v1.0.0",
+            "--event",
+            "push",
+            "--log-format",
+            "json",
+        ];
+        if name == "promotion" {
+            // All the way to production.
+            args.extend(["--param", "env=prod"]);
+        }
+        let out = p
+            .cmd(&args)
+            .env("PATH", &path)
+            .envs([
+                ("GHCR_TOKEN", "t1"),
+                ("ORDERS_DEPLOY_TOKEN", "t2"),
+                ("PYPI_TOKEN", "t3"),
+                ("REGISTRY_TOKEN", "t4"),
+                ("DEPLOY_TOKEN_DEV", "t5"),
+                ("DEPLOY_TOKEN_STAGING", "t6"),
+                ("DEPLOY_TOKEN_PROD", "t7"),
+            ])
+            .output()
+            .unwrap();
+        let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        assert!(
+            out.status.success(),
+            "example {name} failed: {}\n{events:#?}",
+            stderr(&out)
+        );
+        let done = events
+            .iter()
+            .filter(|e| e["event"] == "step_finished" && e["status"] == "succeeded")
+            .count();
+        assert!(done >= 3, "example {name} ran only {done} steps");
+        ran += 1;
+    }
+    assert!(ran >= 5, "ran {ran} examples");
+}

@@ -536,6 +536,7 @@ fn set_executable(path: &Path, exec: bool) -> io::Result<()> {
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 

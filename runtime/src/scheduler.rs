@@ -1370,7 +1370,9 @@ async fn execute_step(
     let attempts_allowed = u32::try_from(node.retries.max(0)).unwrap_or(0) + 1;
     let mut log_all: Vec<u8> = Vec::new();
     let log_path = shared.run_dir.join(format!("{}.log", node.id));
-    let mut log_file = std::fs::File::create(&log_path).ok();
+    // Created on the first byte of output: most trivial steps print nothing,
+    // and an empty file per step costs an inode for no information.
+    let mut log_file: Option<std::fs::File> = None;
     let mut outcome = Outcome::Exited(1);
     for attempt in 1..=attempts_allowed {
         if *cancel.borrow() {
@@ -1397,6 +1399,9 @@ async fn execute_step(
                 return;
             }
             log_all.extend_from_slice(bytes);
+            if log_file.is_none() {
+                log_file = std::fs::File::create(&log_path).ok();
+            }
             if let Some(f) = log_file.as_mut() {
                 let _ = f.write_all(bytes);
             }
