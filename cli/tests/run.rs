@@ -744,3 +744,43 @@ fn every_example_runs_green_with_stand_ins_for_missing_tools() {
     }
     assert!(ran >= 5, "ran {ran} examples");
 }
+
+#[test]
+fn ctrl_c_stops_steps_records_interrupted_and_resume_finishes() {
+    let p = Project::new(
+        "ctrlc",
+        r#"pipeline ci {
+  let first = step "first" { run: "echo x >> first.count", cache: false }
+  step "second" { run: "if [ -f go ]; then echo done > second.out; else sleep 60 & echo $! > second.pid; wait; fi", after: [first], cache: false }
+}
+"#,
+    );
+    let child = p
+        .cmd(&["run", "--git-branch", "main", "--git-sha", "abc"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut waited = 0;
+    while p.read("second.pid").trim().is_empty() && waited < 200 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        waited += 1;
+    }
+    let pid: i32 = p.read("second.pid").trim().parse().expect("second started");
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    assert!(!alive(pid), "the step's process survived Ctrl-C");
+    let runs = String::from_utf8_lossy(&p.cmd(&["runs"]).output().unwrap().stdout).into_owned();
+    assert!(runs.contains("interrupted"), "{runs}");
+    p.write("go", "");
+    let (o, _) = p.run(&["--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(p.read("first.count"), "x\n");
+    assert_eq!(p.read("second.out"), "done\n");
+}
