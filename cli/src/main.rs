@@ -118,6 +118,8 @@ enum Cmd {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Serve the language server on standard input and output.
+    Lsp,
     /// Inspect or trim the local cache.
     Cache {
         #[command(subcommand)]
@@ -262,6 +264,10 @@ fn run(cli: Cli) -> ExitCode {
         },
         Cmd::Runs { cmd, limit } => run::runs(cmd, limit),
         Cmd::Cache { cmd } => run::cache(cmd),
+        Cmd::Lsp => {
+            weir_lsp::serve_stdio();
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -34,6 +34,8 @@ pub fn parse_file(db: &dyn salsa::Database, file: SourceFile) -> Arc<Parsed> {
 pub struct Checked {
     pub program: Program,
     pub diagnostics: Vec<Diagnostic>,
+    /// Every name use and definition, sorted by file and position.
+    pub references: Vec<crate::typeck::Reference>,
 }
 
 #[salsa::tracked(returns(ref), no_eq)]
@@ -46,11 +48,12 @@ pub fn check_workspace(db: &dyn salsa::Database, ws: Workspace) -> Arc<Checked> 
         parsed.insert(f.path(db).clone(), p);
     }
     let program = crate::resolve::resolve(&parsed, &mut diagnostics);
-    crate::typeck::check_program(&program, &mut diagnostics);
+    let references = crate::typeck::check_program(&program, &mut diagnostics);
     crate::diagnostics::sort(&mut diagnostics);
     Arc::new(Checked {
         program,
         diagnostics,
+        references,
     })
 }
 

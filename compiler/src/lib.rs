@@ -29,6 +29,7 @@ pub mod db;
 pub mod diagnostics;
 pub mod eval;
 pub mod fmt;
+pub mod ide;
 pub mod plan;
 pub mod project;
 pub mod resolve;
@@ -110,6 +111,12 @@ impl Session {
         self.files
             .get(path)
             .map(|f| db::parse_file(&self.db, *f).clone())
+    }
+
+    /// The checked project: program, diagnostics and name references.
+    pub fn checked(&mut self) -> std::sync::Arc<db::Checked> {
+        let ws = self.workspace();
+        db::check_workspace(&self.db, ws).clone()
     }
 
     /// Diagnostics of parsing, resolution and type checking, sorted.

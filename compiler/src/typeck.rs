@@ -148,6 +148,23 @@ pub fn builtin(name: &str) -> Option<&'static BuiltinFn> {
 #[derive(Clone)]
 struct Local {
     ty: Typed,
+    def: Span,
+}
+
+/// A name as the editor sees it: where it is used or defined, its type, and
+/// where it was defined. The IDE functions (hover, go to definition,
+/// references, rename) are answered from these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reference {
+    pub file: String,
+    pub span: Span,
+    pub name: String,
+    pub ty: String,
+    pub typ: Ty,
+    /// The defining occurrence: file and span of the name.
+    pub def: Option<(String, Span)>,
+    /// `local`, `param`, `let`, `fn`, `enum`, `type`, `module`, `builtin`.
+    pub kind: &'static str,
 }
 
 pub struct Checker<'a> {
@@ -159,12 +176,13 @@ pub struct Checker<'a> {
     fn_rets: HashMap<(String, String), Option<Typed>>,
     type_decls: HashMap<(String, String), Option<Ty>>,
     depth: usize,
+    refs: Vec<Reference>,
 }
 
 const MAX_CHECK_DEPTH: usize = 2000;
 
 /// Type-checks every module of the program.
-pub fn check_program(program: &Program, diags: &mut Vec<Diagnostic>) {
+pub fn check_program(program: &Program, diags: &mut Vec<Diagnostic>) -> Vec<Reference> {
     let mut c = Checker {
         program,
         diags,
@@ -174,6 +192,7 @@ pub fn check_program(program: &Program, diags: &mut Vec<Diagnostic>) {
         fn_rets: HashMap::new(),
         type_decls: HashMap::new(),
         depth: 0,
+        refs: Vec::new(),
     };
     for (path, m) in &program.modules {
         c.file.clone_from(path);
@@ -181,6 +200,11 @@ pub fn check_program(program: &Program, diags: &mut Vec<Diagnostic>) {
             c.check_item(m, item);
         }
     }
+    c.refs.sort_by(|a, b| {
+        (&a.file, a.span.start, a.span.end).cmp(&(&b.file, b.span.start, b.span.end))
+    });
+    c.refs.dedup_by(|a, b| a.file == b.file && a.span == b.span);
+    c.refs
 }
 
 fn named(fields: &[(String, Ty)], name: &str) -> Option<Ty> {
@@ -283,7 +307,7 @@ impl<'a> Checker<'a> {
             }
             ItemKind::Policy(p) => {
                 self.scopes.push(HashMap::new());
-                self.bind(&p.binder.name, Typed::plan(Ty::step_view()));
+                self.bind(&p.binder.name, Typed::plan(Ty::step_view()), p.binder.span);
                 if let Some(f) = &p.filter {
                     let t = self.expr(f, Some(&Ty::Bool));
                     self.expect_bool(&t, f.span);
@@ -440,10 +464,38 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn bind(&mut self, name: &str, ty: Typed) {
+    fn bind(&mut self, name: &str, ty: Typed, def: Span) {
+        self.refs.push(Reference {
+            file: self.file.clone(),
+            span: def,
+            name: name.to_owned(),
+            ty: ty.ty.to_string(),
+            typ: ty.ty.clone(),
+            def: Some((self.file.clone(), def)),
+            kind: "local",
+        });
         if let Some(s) = self.scopes.last_mut() {
-            s.insert(name.to_owned(), Local { ty });
+            s.insert(name.to_owned(), Local { ty, def });
         }
+    }
+
+    fn record_ref(
+        &mut self,
+        name: &str,
+        span: Span,
+        ty: &Typed,
+        def: Option<(String, Span)>,
+        kind: &'static str,
+    ) {
+        self.refs.push(Reference {
+            file: self.file.clone(),
+            span,
+            name: name.to_owned(),
+            ty: ty.ty.to_string(),
+            typ: ty.ty.clone(),
+            def,
+            kind,
+        });
     }
 
     // ---- types ----
@@ -754,7 +806,7 @@ impl<'a> Checker<'a> {
             c.scopes.push(HashMap::new());
             for p in &f.params {
                 let ty = c.resolve_type(&p.ty);
-                c.bind(&p.name.name, Typed::plan(ty));
+                c.bind(&p.name.name, Typed::plan(ty), p.name.span);
             }
             let body = c.block_stmts(&f.body, false);
             c.scopes.pop();
@@ -789,6 +841,38 @@ impl<'a> Checker<'a> {
     }
 
     fn name(&mut self, n: &str, span: Span) -> Typed {
+        let t = self.name_inner(n, span);
+        let found = self
+            .scopes
+            .iter()
+            .rev()
+            .find_map(|s| s.get(n))
+            .map(|l| l.def);
+        let (def, kind) = match found {
+            Some(d) => (Some((self.file.clone(), d)), "local"),
+            None => {
+                let m = self.module();
+                match m.items.get(n).map(|&i| &m.parsed.module.items[i]) {
+                    Some(item) => {
+                        let kind = match &item.kind {
+                            ItemKind::Param(_) => "param",
+                            ItemKind::Let(_) => "let",
+                            ItemKind::Fn(_) => "fn",
+                            ItemKind::Enum(_) => "enum",
+                            ItemKind::Use(_) => "module",
+                            _ => "item",
+                        };
+                        (item.kind.name().map(|i| (m.path.clone(), i.span)), kind)
+                    }
+                    None => (None, "builtin"),
+                }
+            }
+        };
+        self.record_ref(n, span, &t, def, kind);
+        t
+    }
+
+    fn name_inner(&mut self, n: &str, span: Span) -> Typed {
         for s in self.scopes.iter().rev() {
             if let Some(l) = s.get(n) {
                 return l.ty.clone();
@@ -944,7 +1028,7 @@ impl<'a> Checker<'a> {
             match s {
                 Stmt::Let(l, _) => {
                     let t = self.let_decl(l);
-                    self.bind(&l.name.name, t);
+                    self.bind(&l.name.name, t, l.name.span);
                 }
                 Stmt::Expr(e) => {
                     let t = self.expr(e, None);
@@ -1152,7 +1236,7 @@ impl<'a> Checker<'a> {
                     }
                 };
                 self.scopes.push(HashMap::new());
-                self.bind(&var.name, Typed::plan(elem));
+                self.bind(&var.name, Typed::plan(elem), var.span);
                 let b = self.block_stmts(body, false);
                 self.scopes.pop();
                 Typed {

@@ -1,0 +1,5 @@
+//! `weir-lsp`: the Weir language server on standard input and output.
+
+fn main() {
+    weir_lsp::serve_stdio();
+}

@@ -1,0 +1,411 @@
+//! The language server driven over stdio with JSON-RPC, as an editor does.
+#![allow(
+    clippy::unwrap_used,
+    clippy::many_single_char_names,
+    clippy::match_wild_err_arm,
+    reason = "a test client: failures should panic loudly"
+)]
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+struct Client {
+    child: Child,
+    stdin: ChildStdin,
+    rx: Receiver<Value>,
+    next_id: i64,
+    notes: Vec<Value>,
+    root: PathBuf,
+}
+
+fn frame(v: &Value) -> Vec<u8> {
+    let body = v.to_string();
+    format!("Content-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+}
+
+impl Client {
+    fn start(name: &str, files: &[(&str, &str)]) -> Client {
+        let root = std::env::temp_dir().join(format!("weir-lsp-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        for (p, t) in files {
+            let path = root.join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, t).unwrap();
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weir-lsp"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            loop {
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let line = line.trim();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.strip_prefix("Content-Length: ") {
+                        len = v.parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; len];
+                if r.read_exact(&mut body).is_err() {
+                    return;
+                }
+                if let Ok(v) = serde_json::from_slice(&body)
+                    && tx.send(v).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let mut c = Client {
+            child,
+            stdin,
+            rx,
+            next_id: 1,
+            notes: Vec::new(),
+            root,
+        };
+        let root_uri = c.uri("");
+        let r = c.request("initialize", json!({ "processId": null, "rootUri": root_uri, "capabilities": {}, "workspaceFolders": [{ "uri": root_uri, "name": "t" }] }));
+        assert_eq!(r["result"]["capabilities"]["hoverProvider"], true);
+        c.notify("initialized", json!({}));
+        c
+    }
+    fn uri(&self, p: &str) -> String {
+        format!("file://{}", self.root.join(p).display())
+            .trim_end_matches('/')
+            .to_owned()
+    }
+    fn send(&mut self, v: &Value) {
+        self.stdin.write_all(&frame(v)).unwrap();
+        self.stdin.flush().unwrap();
+    }
+    fn notify(&mut self, method: &str, params: Value) {
+        self.send(&json!({ "jsonrpc": "2.0", "method": method, "params": params }));
+    }
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(v) if v["id"] == id && v.get("method").is_none() => return v,
+                Ok(v) => self.notes.push(v),
+                Err(RecvTimeoutError::Timeout) => panic!("no answer to {method}"),
+                Err(RecvTimeoutError::Disconnected) => panic!("the server exited during {method}"),
+            }
+        }
+    }
+    /// The latest diagnostics published for `file`, waiting for a batch for `version`.
+    fn diagnostics(&mut self, file: &str, version: i64) -> Vec<Value> {
+        let uri = self.uri(file);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(n) = self.notes.iter().rev().find(|n| {
+                n["method"] == "textDocument/publishDiagnostics"
+                    && n["params"]["uri"] == uri
+                    && n["params"]["version"] == version
+            }) {
+                return n["params"]["diagnostics"].as_array().unwrap().clone();
+            }
+            match self
+                .rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(v) => self.notes.push(v),
+                Err(_) => panic!(
+                    "no diagnostics for {file} v{version}; got {:#?}",
+                    self.notes
+                ),
+            }
+        }
+    }
+    fn open(&mut self, file: &str, text: &str) {
+        let uri = self.uri(file);
+        self.notify("textDocument/didOpen", json!({ "textDocument": { "uri": uri, "languageId": "weir", "version": 1, "text": text } }));
+    }
+    fn change(&mut self, file: &str, version: i64, text: &str) {
+        let uri = self.uri(file);
+        self.notify("textDocument/didChange", json!({ "textDocument": { "uri": uri, "version": version }, "contentChanges": [{ "text": text }] }));
+    }
+    fn at(&mut self, method: &str, file: &str, line: u32, character: u32) -> Value {
+        let uri = self.uri(file);
+        let mut params = json!({ "textDocument": { "uri": uri }, "position": { "line": line, "character": character } });
+        if method == "textDocument/references" {
+            params["context"] = json!({ "includeDeclaration": true });
+        }
+        self.request(method, params)
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// (line, UTF-16 column) of the first occurrence of `needle`.
+fn pos_of(text: &str, needle: &str) -> (u32, u32) {
+    let i = text.find(needle).unwrap();
+    let line = text[..i].matches('\n').count() as u32;
+    let start = text[..i].rfind('\n').map_or(0, |j| j + 1);
+    (line, text[start..i].encode_utf16().count() as u32)
+}
+
+const LIB: &str = "/// Builds the service in release mode.\npub fn build(target: str = \"x86\") -> Step {\n  step \"build ${target}\" {\n    run: \"cargo build --target ${target}\"\n    outputs: { bin: file(\"app\"), version: value(str) }\n  }\n}\n";
+
+#[test]
+fn diagnostics_on_open_and_change_with_utf16_ranges() {
+    let text = "pipeline ci {\n  step \"é🎉\" { run: \"echo ${unknwn}\" }\n}\n";
+    let mut c = Client::start("diag", &[("ci.weir", text)]);
+    c.open("ci.weir", text);
+    let d = c.diagnostics("ci.weir", 1);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0]["code"], "E0101");
+    let (line, col) = pos_of(text, "unknwn");
+    assert_eq!(
+        d[0]["range"]["start"],
+        json!({ "line": line, "character": col })
+    );
+    assert_eq!(d[0]["range"]["end"]["character"], col + 6);
+    let fixed = text.replace("${unknwn}", "ok");
+    c.change("ci.weir", 2, &fixed);
+    assert!(c.diagnostics("ci.weir", 2).is_empty());
+    // The same set `weir check` reports.
+    let mut files = std::collections::BTreeMap::new();
+    files.insert("ci.weir".to_owned(), text.to_owned());
+    assert_eq!(weir_compiler::check(&files).len(), 1);
+}
+
+#[test]
+fn hover_definition_references_rename_across_files() {
+    let main = "use \"lib.weir\" as lib\npipeline ci {\n  let b = lib.build(target: \"arm\")\n  step \"use\" { run: \"./x\", inputs: [b.bin] }\n}\n";
+    let mut c = Client::start("nav", &[("ci.weir", main), ("lib.weir", LIB)]);
+    c.open("ci.weir", main);
+    assert!(c.diagnostics("ci.weir", 1).is_empty());
+    let (l, col) = pos_of(main, "b.bin");
+    let h = c.at("textDocument/hover", "ci.weir", l, col);
+    assert!(
+        h["result"]["contents"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("b: Step"),
+        "{h}"
+    );
+    let (l, col) = pos_of(main, "lib.build");
+    let h = c.at("textDocument/hover", "ci.weir", l, col);
+    assert!(
+        h["result"]["contents"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("module"),
+        "{h}"
+    );
+    // Definition of the local `b`.
+    let (l, col) = pos_of(main, "b.bin");
+    let d = c.at("textDocument/definition", "ci.weir", l, col);
+    assert_eq!(
+        d["result"]["range"]["start"],
+        json!({ "line": 2, "character": 6 })
+    );
+    let r = c.at("textDocument/references", "ci.weir", l, col);
+    assert_eq!(r["result"].as_array().unwrap().len(), 2);
+    let uri = c.uri("ci.weir");
+    let e = c.request("textDocument/rename", json!({ "textDocument": { "uri": uri }, "position": { "line": l, "character": col }, "newName": "built" }));
+    let edits = e["result"]["changes"][c.uri("ci.weir")]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(edits.len(), 2);
+    let bad = c.request("textDocument/rename", json!({ "textDocument": { "uri": uri }, "position": { "line": l, "character": col }, "newName": "let" }));
+    assert!(bad["error"].is_object());
+}
+
+#[test]
+fn hover_shows_doc_comments_and_signatures() {
+    let main = "use \"lib.weir\" as lib\n/// Where to deploy.\nenum Env { dev, prod }\npipeline ci {\n  let e = Env.dev\n  lib.build()\n}\n";
+    let mut c = Client::start("hover", &[("ci.weir", main), ("lib.weir", LIB)]);
+    c.open("lib.weir", LIB);
+    let (l, col) = pos_of(LIB, "build(");
+    let _ = c.diagnostics("lib.weir", 1);
+    let h = c.at("textDocument/definition", "lib.weir", l, col);
+    assert!(h["result"].is_null() || h["result"].is_object());
+    c.open("ci.weir", main);
+    let _ = c.diagnostics("ci.weir", 1);
+    let (l, col) = pos_of(main, "Env.dev");
+    let h = c.at("textDocument/hover", "ci.weir", l, col);
+    let v = h["result"]["contents"]["value"].as_str().unwrap();
+    assert!(
+        v.contains("enum Env { dev, prod }") && v.contains("Where to deploy."),
+        "{v}"
+    );
+}
+
+#[test]
+fn completion_of_fields_outputs_and_names() {
+    let text = "pipeline ci {\n  let b = step \"b\" { run: \"x\", outputs: { bin: file(\"a\") } }\n  step \"c\" {\n    run: \"y ${b.}\"\n    \n  }\n}\n";
+    let mut c = Client::start("complete", &[("ci.weir", text)]);
+    c.open("ci.weir", text);
+    let _ = c.diagnostics("ci.weir", 1);
+    let (l, col) = pos_of(text, "b.}");
+    let r = c.at("textDocument/completion", "ci.weir", l, col + 2);
+    assert!(r["result"].is_array(), "{r}");
+    let labels: Vec<&str> = r["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["label"].as_str().unwrap())
+        .collect();
+    assert!(
+        labels.contains(&"bin") && labels.contains(&"ok"),
+        "{labels:?}"
+    );
+    let r = c.at("textDocument/completion", "ci.weir", 4, 4);
+    let labels: Vec<&str> = r["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["label"].as_str().unwrap())
+        .collect();
+    assert!(
+        labels.contains(&"timeout") && labels.contains(&"retries") && labels.contains(&"b"),
+        "{labels:?}"
+    );
+}
+
+#[test]
+fn symbols_formatting_and_code_actions() {
+    let text = "pipeline ci{ stage build { let compile = step \"compile\"{run:\"make\"} }\n  step \"tset\" { run: \"t\", after: [compil] }\n}\n";
+    let mut c = Client::start("sym", &[("ci.weir", text)]);
+    c.open("ci.weir", text);
+    let d = c.diagnostics("ci.weir", 1);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    let uri = c.uri("ci.weir");
+    let s = c.request(
+        "textDocument/documentSymbol",
+        json!({ "textDocument": { "uri": uri } }),
+    );
+    let top = &s["result"][0];
+    assert_eq!(top["name"], "ci");
+    assert_eq!(top["children"][0]["name"], "build");
+    assert_eq!(top["children"][0]["children"][0]["name"], "compile");
+    let f = c.request("textDocument/formatting", json!({ "textDocument": { "uri": uri }, "options": { "tabSize": 2, "insertSpaces": true } }));
+    let new_text = f["result"][0]["newText"].as_str().unwrap();
+    assert_eq!(
+        new_text,
+        weir_compiler::fmt::format_source("ci.weir", text).unwrap()
+    );
+    let a = c.request("textDocument/codeAction", json!({ "textDocument": { "uri": uri }, "range": d[0]["range"], "context": { "diagnostics": d } }));
+    assert_eq!(a["result"][0]["title"], "Change to `compile`", "{a}");
+}
+
+#[test]
+fn bad_input_gets_errors_and_the_server_keeps_serving() {
+    let text = "pipeline ci { step \"a\" { run: \"x\" } }\n";
+    let mut c = Client::start("robust", &[("ci.weir", text)]);
+    // Malformed JSON, an unknown method, a change before open.
+    c.stdin
+        .write_all(b"Content-Length: 9\r\n\r\n{not json")
+        .unwrap();
+    c.stdin.flush().unwrap();
+    let r = c.request("weir/unknown", json!({}));
+    assert!(r["error"].is_object(), "{r}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c.notes.iter().any(|n| {
+        n["method"] == "window/logMessage"
+            && n["params"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("malformed"))
+    }) {
+        match c
+            .rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            Ok(v) => c.notes.push(v),
+            Err(_) => panic!("no error message for the malformed frame: {:#?}", c.notes),
+        }
+    }
+    c.change("never-opened.weir", 5, "garbage");
+    // Unknown files and positions out of range.
+    let h = c.at("textDocument/hover", "missing.weir", 0, 0);
+    assert!(h["result"].is_null(), "{h}");
+    c.open("ci.weir", text);
+    let _ = c.diagnostics("ci.weir", 1);
+    let h = c.at("textDocument/hover", "ci.weir", 999, 999);
+    assert!(h["result"].is_null(), "{h}");
+    // Still serving.
+    let (l, col) = pos_of(text, "step");
+    let r = c.at("textDocument/completion", "ci.weir", l, col);
+    assert!(r["result"].is_array());
+}
+
+#[test]
+fn diagnostics_after_random_edits_equal_a_fresh_check() {
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello/pipeline.weir"),
+    )
+    .unwrap();
+    let mut c = Client::start("edits", &[("pipeline.weir", &base)]);
+    c.open("pipeline.weir", &base);
+    let _ = c.diagnostics("pipeline.weir", 1);
+    let mut text = base.clone();
+    let mut seed: u64 = 7;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for v in 2..40 {
+        let mut at = (next() as usize) % (text.len() + 1);
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        match next() % 3 {
+            0 => text.insert_str(
+                at,
+                ["x", "{", "}", "\"", " ", "step", "é"][(next() % 7) as usize],
+            ),
+            1 => {
+                let mut end = (at + 1 + (next() as usize) % 8).min(text.len());
+                while !text.is_char_boundary(end) {
+                    end += 1;
+                }
+                text.replace_range(at..end, "");
+            }
+            _ => text = base.clone(),
+        }
+        c.change("pipeline.weir", v, &text);
+    }
+    let got = c.diagnostics("pipeline.weir", 39);
+    let mut files = std::collections::BTreeMap::new();
+    files.insert("pipeline.weir".to_owned(), text.clone());
+    let fresh = weir_compiler::check(&files);
+    let codes: Vec<String> = fresh.iter().map(|d| d.code.as_str().to_owned()).collect();
+    let got_codes: Vec<String> = got
+        .iter()
+        .map(|d| d["code"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(got_codes, codes);
+}
