@@ -636,29 +636,6 @@ fn the_hello_example_runs_green() {
     );
 }
 
-#[test]
-fn the_embedding_example_runs() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target =
-        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
-    // Built by `cargo test --workspace` as a workspace member.
-    let exe = target.join("debug").join("weir-embed-example");
-    if !exe.exists() {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "weir-embed-example"])
-            .current_dir(&root)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-    let out = Command::new(&exe).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", stderr(&out));
-    assert!(text.contains("succeeded"), "{text}");
-    assert!(text.contains("[show] hi from the host"), "{text}");
-    assert!(text.contains("started make"), "{text}");
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
