@@ -96,6 +96,20 @@ pub struct Cache {
     inline_max: usize,
 }
 
+/// See [`Cache::group`].
+pub struct Group<'a> {
+    cache: &'a Cache,
+    began: bool,
+}
+
+impl Drop for Group<'_> {
+    fn drop(&mut self) {
+        if self.began {
+            let _ = self.cache.db(|c| c.execute_batch("COMMIT"));
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct Stats {
     pub actions: u64,
@@ -165,6 +179,14 @@ impl Cache {
             .lock()
             .map_err(|_| io::Error::other("cache index lock poisoned"))?;
         f(&conn).map_err(db_err)
+    }
+
+    /// Groups the index writes that follow into one transaction, committed
+    /// when the guard drops (fewer commits per step). If another writer of
+    /// this process already has one open, the writes simply join it.
+    pub fn group(&self) -> Group<'_> {
+        let began = self.db(|c| c.execute_batch("BEGIN")).is_ok();
+        Group { cache: self, began }
     }
 
     /// Flushes everything written to the store's file system to disk.

@@ -127,28 +127,26 @@ impl History {
         exit_code: Option<i32>,
         action_key: Option<&str>,
     ) -> Result<(), String> {
-        match self.batch.get() {
-            Some(t) if t.elapsed() > BATCH_WINDOW => {
-                self.flush()?;
-                self.conn
-                    .execute_batch("BEGIN")
-                    .map_err(|e| e.to_string())?;
-                self.batch.set(Some(std::time::Instant::now()));
-            }
-            Some(_) => {}
-            None => {
-                self.conn
-                    .execute_batch("BEGIN")
-                    .map_err(|e| e.to_string())?;
-                self.batch.set(Some(std::time::Instant::now()));
-            }
-        }
+        self.begin_batch()?;
         self.write(
             "INSERT INTO steps (run_id, node, name, status, cached, attempts, duration_ms, exit_code, action_key, finished_at)
              VALUES (?1, ?2, ?3, 'succeeded', 1, 0, ?4, ?5, ?6, ?7)
              ON CONFLICT(run_id, node) DO UPDATE SET status = 'succeeded', cached = 1, duration_ms = ?4, exit_code = ?5, action_key = ?6, finished_at = ?7",
             params![run, node, name, duration_ms as i64, exit_code, action_key, now_ms()],
         )
+    }
+
+    fn begin_batch(&self) -> Result<(), String> {
+        match self.batch.get() {
+            Some(t) if t.elapsed() <= BATCH_WINDOW => return Ok(()),
+            Some(_) => self.flush()?,
+            None => {}
+        }
+        self.conn
+            .execute_batch("BEGIN")
+            .map_err(|e| e.to_string())?;
+        self.batch.set(Some(std::time::Instant::now()));
+        Ok(())
     }
 
     fn exec(&self, sql: &str, p: impl rusqlite::Params) -> Result<(), String> {
@@ -158,7 +156,8 @@ impl History {
 
     fn write(&self, sql: &str, p: impl rusqlite::Params) -> Result<(), String> {
         self.conn
-            .execute(sql, p)
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute(p))
             .map(|_| ())
             .map_err(|e| format!("cannot write the run history: {e}"))
     }
@@ -181,7 +180,10 @@ impl History {
     }
 
     pub fn step_started(&self, run: &str, node: &str, name: &str) -> Result<(), String> {
-        self.exec(
+        // Batched like cache hits: a `running` row lost in a crash changes
+        // nothing, since resuming trusts only finished steps.
+        self.begin_batch()?;
+        self.write(
             "INSERT INTO steps (run_id, node, name, status, started_at) VALUES (?1, ?2, ?3, 'running', ?4)
              ON CONFLICT(run_id, node) DO UPDATE SET status = 'running', started_at = ?4",
             params![run, node, name, now_ms()],

@@ -1514,7 +1514,8 @@ async fn execute_step(
         }
         return fin;
     }
-    // Collect outputs into the store.
+    // Collect outputs into the store, in one index transaction.
+    let _group = shared.cache.as_ref().map(Cache::group);
     let mut result = ActionResult {
         exit_code: 0,
         reports,
