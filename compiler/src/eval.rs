@@ -295,25 +295,7 @@ pub fn evaluate(program: &Program, input: &EvalInput, diags: &mut Vec<Diagnostic
         }
     };
     let (file, item, decl) = chosen;
-    let mut ev = Eval {
-        program,
-        file: file.to_owned(),
-        scopes: vec![HashMap::new()],
-        lets: HashMap::new(),
-        params: HashMap::new(),
-        nodes: Vec::new(),
-        node_names: HashMap::new(),
-        ids: BTreeSet::new(),
-        barriers: Vec::new(),
-        stage: None,
-        rollback_for: None,
-        stage_skip: false,
-        stages: Vec::new(),
-        diags: Vec::new(),
-        depth: 0,
-        failed: false,
-        context: input.context.clone(),
-    };
+    let mut ev = Eval::new(program, file, input.context.clone());
     let params_json = ev.bind_params(file, &input.params);
     if ev.failed {
         diags.append(&mut ev.diags);
@@ -371,6 +353,30 @@ pub fn evaluate(program: &Program, input: &EvalInput, diags: &mut Vec<Diagnostic
         return None;
     }
     Some(plan)
+}
+
+impl<'a> Eval<'a> {
+    fn new(program: &'a Program, file: &str, context: Context) -> Self {
+        Eval {
+            program,
+            file: file.to_owned(),
+            scopes: vec![HashMap::new()],
+            lets: HashMap::new(),
+            params: HashMap::new(),
+            nodes: Vec::new(),
+            node_names: HashMap::new(),
+            ids: BTreeSet::new(),
+            barriers: Vec::new(),
+            stage: None,
+            rollback_for: None,
+            stage_skip: false,
+            stages: Vec::new(),
+            diags: Vec::new(),
+            depth: 0,
+            failed: false,
+            context,
+        }
+    }
 }
 
 impl Eval<'_> {
@@ -492,7 +498,7 @@ impl Eval<'_> {
                             p.name.span,
                             format!("invalid value `{text}` for param `{}`: {why}", p.name.name),
                         )
-                        .with_label(format!("declared as `{}` here", type_text(&p.ty)));
+                        .with_label(format!("declared as `{}` here", type_expr_text(&p.ty)));
                         self.error(d)
                     }
                 },
@@ -1585,20 +1591,6 @@ fn collect_barriers(v: &V, nodes: &[Node], out: &mut Vec<usize>) {
     }
 }
 
-fn type_text(t: &TypeExpr) -> String {
-    match t {
-        TypeExpr::Named(p, _) => p
-            .iter()
-            .map(|i| i.name.as_str())
-            .collect::<Vec<_>>()
-            .join("."),
-        TypeExpr::List(i, _) => format!("list[{}]", type_text(i)),
-        TypeExpr::Optional(i, _) => format!("{}?", type_text(i)),
-        TypeExpr::Record(..) => "record".into(),
-        TypeExpr::Error(_) => "?".into(),
-    }
-}
-
 /// Parses a `--param` value as the declared type.
 pub fn parse_param_value(
     program: &Program,
@@ -1736,25 +1728,7 @@ pub fn check_policies(program: &Program, plan: &Plan, diags: &mut Vec<Diagnostic
             let ItemKind::Policy(p) = &item.kind else {
                 continue;
             };
-            let mut ev = Eval {
-                program,
-                file: path.clone(),
-                scopes: vec![HashMap::new()],
-                lets: HashMap::new(),
-                params: HashMap::new(),
-                nodes: Vec::new(),
-                node_names: HashMap::new(),
-                ids: BTreeSet::new(),
-                barriers: Vec::new(),
-                stage: None,
-                rollback_for: None,
-                stage_skip: false,
-                stages: Vec::new(),
-                diags: Vec::new(),
-                depth: 0,
-                failed: false,
-                context: plan.context.clone(),
-            };
+            let mut ev = Eval::new(program, path, plan.context.clone());
             for (i, n) in plan.nodes.iter().enumerate() {
                 let texts = |v: &[String]| V::List(v.iter().map(|s| V::text(s.clone())).collect());
                 let dep_names: Vec<String> = deps[i]

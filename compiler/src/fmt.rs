@@ -199,7 +199,7 @@ impl Formatter<'_> {
             }
             ItemKind::Param(p) => {
                 self.out
-                    .push_str(&format!("param {}: {}", p.name.name, ty(&p.ty)));
+                    .push_str(&format!("param {}: {}", p.name.name, type_expr_text(&p.ty)));
                 if let Some(d) = &p.default {
                     self.out.push_str(" = ");
                     self.expr(d);
@@ -213,7 +213,7 @@ impl Formatter<'_> {
                         self.out.push_str(", ");
                     }
                     self.out
-                        .push_str(&format!("{}: {}", p.name.name, ty(&p.ty)));
+                        .push_str(&format!("{}: {}", p.name.name, type_expr_text(&p.ty)));
                     if let Some(d) = &p.default {
                         self.out.push_str(" = ");
                         self.expr(d);
@@ -221,7 +221,7 @@ impl Formatter<'_> {
                 }
                 self.out.push(')');
                 if let Some(r) = &f.ret {
-                    self.out.push_str(&format!(" -> {}", ty(r)));
+                    self.out.push_str(&format!(" -> {}", type_expr_text(r)));
                 }
                 self.out.push(' ');
                 self.block(&f.body);
@@ -257,7 +257,7 @@ impl Formatter<'_> {
             ItemKind::Type(t) => {
                 self.out.push_str(&format!("type {} = ", t.name.name));
                 if t.fields.len() == 1 && t.fields[0].name.name.is_empty() {
-                    self.out.push_str(&ty(&t.fields[0].ty));
+                    self.out.push_str(&type_expr_text(&t.fields[0].ty));
                 } else {
                     self.out.push_str("{\n");
                     self.indent += 1;
@@ -265,7 +265,7 @@ impl Formatter<'_> {
                         self.leading(fd.name.span.start);
                         self.line_start();
                         self.out
-                            .push_str(&format!("{}: {}", fd.name.name, ty(&fd.ty)));
+                            .push_str(&format!("{}: {}", fd.name.name, type_expr_text(&fd.ty)));
                         if let Some(d) = &fd.default {
                             self.out.push_str(" = ");
                             self.expr(d);
@@ -344,7 +344,7 @@ impl Formatter<'_> {
     fn let_decl(&mut self, l: &LetDecl) {
         self.out.push_str(&format!("let {}", l.name.name));
         if let Some(t) = &l.ty {
-            self.out.push_str(&format!(": {}", ty(t)));
+            self.out.push_str(&format!(": {}", type_expr_text(t)));
         }
         self.out.push_str(" = ");
         self.expr(&l.value);
@@ -722,25 +722,4 @@ fn escape(t: &str, multi: bool) -> String {
 
 fn quote(s: &str) -> String {
     format!("\"{}\"", escape(s, false))
-}
-
-fn ty(t: &TypeExpr) -> String {
-    match t {
-        TypeExpr::Named(p, _) => p
-            .iter()
-            .map(|i| i.name.as_str())
-            .collect::<Vec<_>>()
-            .join("."),
-        TypeExpr::List(i, _) => format!("list[{}]", ty(i)),
-        TypeExpr::Optional(i, _) => format!("{}?", ty(i)),
-        TypeExpr::Record(fields, _) => format!(
-            "{{ {} }}",
-            fields
-                .iter()
-                .map(|f| format!("{}: {}", f.name.name, ty(&f.ty)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        TypeExpr::Error(_) => String::new(),
-    }
 }

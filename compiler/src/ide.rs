@@ -61,7 +61,7 @@ fn item_doc(checked: &Checked, def: &(String, Span)) -> Option<(String, String)>
                             format!(
                                 "{}: {}{}",
                                 p.name.name,
-                                type_text(&p.ty),
+                                type_expr_text(&p.ty),
                                 if p.default.is_some() { " = …" } else { "" }
                             )
                         })
@@ -72,7 +72,7 @@ fn item_doc(checked: &Checked, def: &(String, Span)) -> Option<(String, String)>
                         params.join(", "),
                         f.ret
                             .as_ref()
-                            .map(|r| format!(" -> {}", type_text(r)))
+                            .map(|r| format!(" -> {}", type_expr_text(r)))
                             .unwrap_or_default()
                     )
                 }
@@ -85,33 +85,13 @@ fn item_doc(checked: &Checked, def: &(String, Span)) -> Option<(String, String)>
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-                ItemKind::Param(p) => format!("param {}: {}", p.name.name, type_text(&p.ty)),
+                ItemKind::Param(p) => format!("param {}: {}", p.name.name, type_expr_text(&p.ty)),
                 _ => String::new(),
             };
             return Some((sig, item.doc.clone().unwrap_or_default()));
         }
     }
     None
-}
-
-fn type_text(t: &TypeExpr) -> String {
-    match t {
-        TypeExpr::Named(p, _) => p
-            .iter()
-            .map(|i| i.name.as_str())
-            .collect::<Vec<_>>()
-            .join("."),
-        TypeExpr::List(i, _) => format!("list[{}]", type_text(i)),
-        TypeExpr::Optional(i, _) => format!("{}?", type_text(i)),
-        TypeExpr::Record(f, _) => format!(
-            "{{ {} }}",
-            f.iter()
-                .map(|f| format!("{}: {}", f.name.name, type_text(&f.ty)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        TypeExpr::Error(_) => "?".into(),
-    }
 }
 
 /// The type and documentation of the name under the cursor.

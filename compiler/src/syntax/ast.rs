@@ -172,6 +172,28 @@ pub enum TypeExpr {
     Error(Span),
 }
 
+/// A type expression as written in source (`list[str]`, `Env?`, `{ a: int }`).
+pub fn type_expr_text(t: &TypeExpr) -> String {
+    match t {
+        TypeExpr::Named(p, _) => p
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join("."),
+        TypeExpr::List(i, _) => format!("list[{}]", type_expr_text(i)),
+        TypeExpr::Optional(i, _) => format!("{}?", type_expr_text(i)),
+        TypeExpr::Record(fields, _) => format!(
+            "{{ {} }}",
+            fields
+                .iter()
+                .map(|f| format!("{}: {}", f.name.name, type_expr_text(&f.ty)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        TypeExpr::Error(_) => String::new(),
+    }
+}
+
 impl TypeExpr {
     pub fn span(&self) -> Span {
         match self {
