@@ -1,11 +1,15 @@
 //! Weir's runtime: executes a [`Plan`] on this machine.
 //!
 //! ```no_run
+//! use std::collections::BTreeMap;
 //! use std::sync::Arc;
 //! use weir_runtime::{run, LocalExecutor, PlainSink, RunOptions};
-//! # let plan: weir_compiler::plan::Plan = todo!();
+//!
+//! let mut files = BTreeMap::new();
+//! files.insert("ci.weir".to_owned(), r#"pipeline ci { step "hi" { run: "echo hi" } }"#.to_owned());
+//! let (plan, _diagnostics) = weir_compiler::compile(&files, &Default::default());
 //! let opts = RunOptions::for_project(std::path::Path::new("."));
-//! let record = run(&plan, &opts, Arc::new(LocalExecutor::default()), Arc::new(PlainSink { show_logs: true })).unwrap();
+//! let record = run(&plan.unwrap(), &opts, Arc::new(LocalExecutor::default()), Arc::new(PlainSink { show_logs: true })).unwrap();
 //! println!("{}", record.status);
 //! ```
 //!

@@ -478,41 +478,13 @@ async fn run_async(
                 }
             }
             match node.kind.as_str() {
-                "gate" => {
-                    let (passed, msg) = decide_gate(&shared, &history, node, &facts);
-                    let status = if passed { "succeeded" } else { "failed" };
-                    facts
-                        .status
-                        .insert(node.id.clone(), (passed, i32::from(!passed)));
-                    finish_inline(&shared, &history, &mut records, &mut state, i, status, msg);
-                    if !passed {
-                        failed_any = true;
-                        if !opts.keep_going {
-                            stopping = true;
-                            let _ = cancel_tx.send(true);
-                        }
-                    }
-                    release(
-                        i,
-                        status,
-                        plan,
-                        &dependents,
-                        &mut waiting,
-                        &mut ready,
-                        &priority,
-                        &mut state,
-                        &mut records,
-                        &shared,
-                        &history,
-                    );
-                }
-                "approval" => {
-                    let (ok, msg) = decide_approval(
-                        &shared,
-                        &history,
-                        node,
-                        prior_approvals.contains(&node.id),
-                    );
+                kind @ ("gate" | "approval") => {
+                    // Decided by the scheduler itself, at once.
+                    let (ok, msg) = if kind == "gate" {
+                        decide_gate(&shared, &history, node, &facts)
+                    } else {
+                        decide_approval(&shared, &history, node, prior_approvals.contains(&node.id))
+                    };
                     let status = if ok { "succeeded" } else { "failed" };
                     facts.status.insert(node.id.clone(), (ok, i32::from(!ok)));
                     finish_inline(&shared, &history, &mut records, &mut state, i, status, msg);
