@@ -121,6 +121,29 @@ fn dependencies_run_in_order_and_outputs_flow() {
     assert_eq!(p.read("b.txt"), "built\n");
 }
 
+/// The processes whose process group is `pgid`, read from /proc.
+fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the command name (which may hold spaces): state ppid pgrp ...
+        let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+        if rest
+            .split_whitespace()
+            .nth(2)
+            .and_then(|g| g.parse::<i32>().ok())
+            == Some(pgid)
+            && pid > 1
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
 fn alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -435,7 +458,7 @@ fn resume_after_kill_9_keeps_finished_steps_and_loses_no_record() {
         .spawn()
         .unwrap();
     let mut waited = 0;
-    while !p.dir.join("second.pid").exists() && waited < 200 {
+    while p.read("second.pid").trim().is_empty() && waited < 200 {
         std::thread::sleep(std::time::Duration::from_millis(50));
         waited += 1;
     }
@@ -444,11 +467,13 @@ fn resume_after_kill_9_keeps_finished_steps_and_loses_no_record() {
     child.wait().unwrap();
     // The step process outlives a SIGKILLed weir; end it as the OS would on logout.
     let pid: i32 = p.read("second.pid").trim().parse().unwrap();
-    let _ = Command::new("kill")
-        .arg("-9")
-        .arg(format!("-{pid}"))
-        .status();
-    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+    assert!(pid > 1);
+    for victim in group_members(pid) {
+        let _ = Command::new("kill")
+            .arg("-9")
+            .arg(victim.to_string())
+            .status();
+    }
     p.write("go", "");
     let (o, ev) = p.run(&["--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));

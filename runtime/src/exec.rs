@@ -92,7 +92,10 @@ impl Default for LocalExecutor {
 }
 
 fn signal_group(pgid: i32, sig: i32) {
-    if pgid > 0 {
+    // Never a broadcast (-1) nor our own group.
+    // SAFETY: getpgrp(2) has no preconditions.
+    let own = unsafe { libc::getpgrp() };
+    if pgid > 1 && pgid != own {
         // SAFETY: kill(2) with a negative pid signals a process group we
         // created for this step; it has no memory-safety preconditions.
         unsafe {
