@@ -242,11 +242,7 @@ pub fn evaluate(program: &Program, input: &EvalInput, diags: &mut Vec<Diagnostic
                     None if names.is_empty() => d.with_note("the project declares no pipeline"),
                     None => d.with_note(format!(
                         "the pipelines are {}",
-                        names
-                            .iter()
-                            .map(|n| format!("`{n}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        crate::diagnostics::code_list(names)
                     )),
                 };
                 diags.push(d);
@@ -1670,11 +1666,7 @@ pub fn parse_param_value(
                                     .unwrap_or_default();
                                 Err(format!(
                                     "expected one of {}{hint}",
-                                    names
-                                        .iter()
-                                        .map(|n| format!("`{n}`"))
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
+                                    crate::diagnostics::code_list(names)
                                 ))
                             }
                         }

@@ -1380,11 +1380,7 @@ impl<'a> Checker<'a> {
                         format!(
                             "missing field{} {} of `{rname}`",
                             if missing.len() > 1 { "s" } else { "" },
-                            missing
-                                .iter()
-                                .map(|m| format!("`{m}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            crate::diagnostics::code_list(&missing)
                         ),
                         "in this record",
                     )
@@ -1427,11 +1423,7 @@ impl<'a> Checker<'a> {
             } else if !candidates.is_empty() && candidates.len() <= 12 {
                 d = d.with_note(format!(
                     "available: {}",
-                    candidates
-                        .iter()
-                        .map(|c| format!("`{c}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    crate::diagnostics::code_list(candidates)
                 ));
             }
             c.err(d);
@@ -1465,11 +1457,7 @@ impl<'a> Checker<'a> {
                     } else {
                         d = d.with_note(format!(
                             "the variants are {}",
-                            variants
-                                .iter()
-                                .map(|v| format!("`{v}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            crate::diagnostics::code_list(variants)
                         ));
                     }
                     self.err(d);
@@ -1528,7 +1516,7 @@ impl<'a> Checker<'a> {
                             if let Some(s) = suggest(f, cands.iter().map(String::as_str)) {
                                 d = d.with_help(format!("did you mean `{s}`?"));
                             } else {
-                                d = d.with_note(format!("its outputs are {}", cands.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))).with_help(format!("declare it on the step: `outputs: {{ {f}: file(\"...\") }}`"));
+                                d = d.with_note(format!("its outputs are {}", crate::diagnostics::code_list(cands))).with_help(format!("declare it on the step: `outputs: {{ {f}: file(\"...\") }}`"));
                             }
                             self.err(d);
                             Typed::error()
@@ -2298,11 +2286,7 @@ impl<'a> Checker<'a> {
                 } else {
                     d = d.with_note(format!(
                         "the fields are {}",
-                        allowed
-                            .iter()
-                            .map(|a| format!("`{a}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        crate::diagnostics::code_list(allowed)
                     ));
                 }
                 if kind == NodeKind::Gate && fname == "require" {

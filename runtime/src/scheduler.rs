@@ -589,48 +589,7 @@ async fn run_async(
             }
         };
         let node = &plan.nodes[f.idx];
-        for (k, (st, code, ms)) in f.attempts.iter().enumerate() {
-            history
-                .attempt(&run_id, &node.id, k as u32 + 1, st, *code, *ms)
-                .ok();
-        }
-        let msg = f.message.as_deref().map(|m| shared.redactor.redact_str(m));
-        if f.cached {
-            history
-                .cached_step(
-                    &run_id,
-                    &node.id,
-                    &node.name,
-                    f.duration_ms,
-                    f.exit_code,
-                    f.action_key.as_deref(),
-                )
-                .ok();
-        } else {
-            history
-                .step_finished(
-                    &run_id,
-                    &node.id,
-                    &node.name,
-                    &f.status,
-                    f.cached,
-                    f.attempts.len() as u32,
-                    f.duration_ms,
-                    f.exit_code,
-                    f.action_key.as_deref(),
-                    msg.as_deref(),
-                )
-                .ok();
-        }
-        shared.sink.event(&Event::StepFinished {
-            step: node.name.clone(),
-            status: f.status.clone(),
-            cached: f.cached,
-            duration_ms: f.duration_ms,
-            attempt: f.attempts.len().max(1) as u32,
-            exit_code: f.exit_code,
-            message: msg.clone(),
-        });
+        let msg = report_finished(&shared, &history, node, &f, f.status.clone());
         let ok = f.status == "succeeded" || f.status == "allowed_failure";
         facts.status.insert(
             node.id.clone(),
@@ -709,30 +668,13 @@ async fn run_async(
                         history.step_started(&run_id, &node.id, &node.name).ok();
                         let (_tx, rx) = watch::channel(false);
                         let f = execute_step(shared.clone(), i, prep, rx).await;
-                        let msg = f.message.as_deref().map(|m| shared.redactor.redact_str(m));
-                        history
-                            .step_finished(
-                                &run_id,
-                                &node.id,
-                                &node.name,
-                                &f.status,
-                                f.cached,
-                                f.attempts.len() as u32,
-                                f.duration_ms,
-                                f.exit_code,
-                                f.action_key.as_deref(),
-                                msg.as_deref(),
-                            )
-                            .ok();
-                        shared.sink.event(&Event::StepFinished {
-                            step: node.name.clone(),
-                            status: format!("rollback {}", f.status),
-                            cached: f.cached,
-                            duration_ms: f.duration_ms,
-                            attempt: f.attempts.len().max(1) as u32,
-                            exit_code: f.exit_code,
-                            message: msg.clone(),
-                        });
+                        let msg = report_finished(
+                            &shared,
+                            &history,
+                            node,
+                            &f,
+                            format!("rollback {}", f.status),
+                        );
                         records.insert(
                             i,
                             record(
@@ -813,6 +755,62 @@ fn record(
         source: node.source.clone(),
         rollback_for: node.rollback_for.clone(),
     }
+}
+
+/// Records how an executed (or cache-restored) step ended: its attempts and
+/// result in the history, and the `step_finished` event. Returns the
+/// redacted message.
+fn report_finished(
+    shared: &Shared,
+    history: &History,
+    node: &Node,
+    f: &Finished,
+    status_label: String,
+) -> Option<String> {
+    let run_id = &shared.run_id;
+    for (k, (st, code, ms)) in f.attempts.iter().enumerate() {
+        history
+            .attempt(run_id, &node.id, k as u32 + 1, st, *code, *ms)
+            .ok();
+    }
+    let msg = f.message.as_deref().map(|m| shared.redactor.redact_str(m));
+    if f.cached {
+        history
+            .cached_step(
+                run_id,
+                &node.id,
+                &node.name,
+                f.duration_ms,
+                f.exit_code,
+                f.action_key.as_deref(),
+            )
+            .ok();
+    } else {
+        history
+            .step_finished(
+                run_id,
+                &node.id,
+                &node.name,
+                &f.status,
+                f.cached,
+                f.attempts.len() as u32,
+                f.duration_ms,
+                f.exit_code,
+                f.action_key.as_deref(),
+                msg.as_deref(),
+            )
+            .ok();
+    }
+    shared.sink.event(&Event::StepFinished {
+        step: node.name.clone(),
+        status: status_label,
+        cached: f.cached,
+        duration_ms: f.duration_ms,
+        attempt: f.attempts.len().max(1) as u32,
+        exit_code: f.exit_code,
+        message: msg.clone(),
+    });
+    msg
 }
 
 fn finish_inline(
