@@ -29,6 +29,9 @@ pub fn generate(n: usize) -> String {
     s
 }
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn vm_hwm_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -81,8 +84,55 @@ fn run_size(n: usize) {
     );
 }
 
+/// Times each phase once on `n` steps, to see where the time goes.
+fn phases(n: usize) {
+    use weir_compiler::{resolve, syntax, typeck};
+    let src = generate(n);
+    let t = Instant::now();
+    let lexed = syntax::lexer::lex("gen.weir", &src);
+    let lex = t.elapsed();
+    drop(lexed);
+    let t = Instant::now();
+    let parsed = syntax::parse("gen.weir", &src);
+    let parse = t.elapsed();
+    let mut files = BTreeMap::new();
+    files.insert("gen.weir".to_owned(), std::sync::Arc::new(parsed));
+    let mut diags = Vec::new();
+    let t = Instant::now();
+    let program = resolve::resolve(&files, &mut diags);
+    let res = t.elapsed();
+    let t = Instant::now();
+    let refs = typeck::check_program(&program, &mut diags);
+    let ty = t.elapsed();
+    let t = Instant::now();
+    let plan = weir_compiler::eval::evaluate(&program, &EvalInput::default(), &mut diags);
+    let ev = t.elapsed();
+    let t = Instant::now();
+    let json = plan.expect("plan").to_json();
+    let js = t.elapsed();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{n} steps: lex {:.1} ms (in parse), parse {:.1} ms, resolve {:.1} ms, typeck {:.1} ms ({} refs), eval {:.1} ms, json {:.1} ms ({} bytes)",
+        ms(lex),
+        ms(parse),
+        ms(res),
+        ms(ty),
+        refs.len(),
+        ms(ev),
+        ms(js),
+        json.len()
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(pos) = args.iter().position(|a| a == "--phases") {
+        let n: usize = args[pos + 1].parse().expect("size");
+        for _ in 0..5 {
+            weir_compiler::with_large_stack(move || phases(n));
+        }
+        return;
+    }
     if let Some(pos) = args.iter().position(|a| a == "--size") {
         let n: usize = args[pos + 1].parse().expect("size");
         weir_compiler::with_large_stack(move || run_size(n));

@@ -38,6 +38,19 @@ pub fn format_source(file: &str, src: &str) -> Result<String, Vec<Diagnostic>> {
     }
 }
 
+/// An expression as the formatter prints it (for signatures and hints).
+pub fn expr_text(e: &Expr) -> String {
+    let mut f = Formatter {
+        src: "",
+        comments: &[],
+        next: 0,
+        out: String::new(),
+        indent: 0,
+    };
+    f.expr(e);
+    f.out
+}
+
 fn significant(src: &str) -> Vec<Tok> {
     lex("", src)
         .tokens

@@ -1,6 +1,15 @@
 //! IDE features as plain data in byte offsets: hover, go to definition,
-//! references, rename, document symbols and completion. The language server
+//! references, rename, document and workspace symbols, completion,
+//! signature help, semantic tokens and inlay hints. The language server
 //! only converts positions and types; there is no language logic there.
+
+mod calls;
+mod tokens;
+
+pub use calls::{
+    CallContext, Signature, SignatureParam, call_context, missing_arguments_fix, signature_help,
+};
+pub use tokens::{InlayHint, MODIFIERS, SemanticToken, TokenKind, inlay_hints, semantic_tokens};
 
 use crate::db::Checked;
 use crate::diagnostics::Span;
@@ -33,7 +42,8 @@ pub struct Symbol {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Completion {
     pub label: String,
-    /// `keyword`, `field`, `function`, `variable`, `enum_member`, `module`.
+    /// `keyword`, `field`, `function`, `variable`, `enum_member`, `module`,
+    /// `argument` (a named argument of the call being written).
     pub kind: &'static str,
     pub detail: String,
 }
@@ -226,6 +236,67 @@ pub fn symbols(parsed: &Parsed) -> Vec<Symbol> {
         });
     }
     out
+}
+
+/// A symbol anywhere in the project, for workspace symbol search.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkspaceSymbol {
+    pub file: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub selection: Span,
+    /// The enclosing symbol's name, if any.
+    pub container: Option<String>,
+}
+
+/// Symbols of every module whose name matches `query` (case-insensitive,
+/// its characters in order: `bdimg` finds `build-image`), best first.
+pub fn workspace_symbols(checked: &Checked, query: &str) -> Vec<WorkspaceSymbol> {
+    fn walk(file: &str, s: &Symbol, container: Option<&str>, out: &mut Vec<WorkspaceSymbol>) {
+        out.push(WorkspaceSymbol {
+            file: file.to_owned(),
+            name: s.name.clone(),
+            kind: s.kind,
+            selection: s.selection,
+            container: container.map(str::to_owned),
+        });
+        for c in &s.children {
+            walk(file, c, Some(&s.name), out);
+        }
+    }
+    let q: Vec<char> = query.to_lowercase().chars().collect();
+    let mut all = Vec::new();
+    for (path, m) in &checked.program.modules {
+        for s in symbols(&m.parsed) {
+            walk(path, &s, None, &mut all);
+        }
+    }
+    let mut scored: Vec<(usize, WorkspaceSymbol)> = all
+        .into_iter()
+        .filter_map(|s| {
+            let name = s.name.to_lowercase();
+            let score = if name == query.to_lowercase() {
+                0
+            } else if name.starts_with(&query.to_lowercase()) {
+                1
+            } else if name.contains(&query.to_lowercase()) {
+                2
+            } else {
+                let mut it = name.chars();
+                q.iter().all(|c| it.any(|n| n == *c)).then_some(3)?
+            };
+            Some((score, s))
+        })
+        .collect();
+    scored.sort_by(|a, b| {
+        (a.0, &a.1.name, &a.1.file, a.1.selection.start).cmp(&(
+            b.0,
+            &b.1.name,
+            &b.1.file,
+            b.1.selection.start,
+        ))
+    });
+    scored.into_iter().map(|(_, s)| s).collect()
 }
 
 fn block_symbols(b: &Block, out: &mut Vec<Symbol>) {
@@ -440,6 +511,8 @@ pub fn completions(
         }
         return out;
     }
+    // Inside a call's parentheses: its named arguments first.
+    out.extend(calls::argument_completions(checked, file, text, offset));
     // Inside a step, gate or approval body: its fields.
     let in_node = parsed.module.items.iter().find_map(|i| match &i.kind {
         ItemKind::Pipeline(p) => block_node_at(&p.body, offset),

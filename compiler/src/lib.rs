@@ -144,6 +144,47 @@ impl Session {
     }
 }
 
+impl Session {
+    /// A read-only view of the session as it is now, for another thread.
+    /// The next edit to the session cancels queries running on snapshots
+    /// (they unwind with a payload [`is_cancelled`] recognises) and waits
+    /// for the snapshots to be dropped.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            db: self.db.clone(),
+            workspace: self.workspace,
+            files: self.files.clone(),
+        }
+    }
+}
+
+/// See [`Session::snapshot`].
+pub struct Snapshot {
+    db: db::Database,
+    workspace: Option<db::Workspace>,
+    files: BTreeMap<String, db::SourceFile>,
+}
+
+impl Snapshot {
+    /// The parse of one file, if it is part of the session.
+    pub fn parsed(&self, path: &str) -> Option<std::sync::Arc<syntax::Parsed>> {
+        self.files
+            .get(path)
+            .map(|f| db::parse_file(&self.db, *f).clone())
+    }
+
+    /// The checked project, if the session has files.
+    pub fn checked(&self) -> Option<std::sync::Arc<db::Checked>> {
+        self.workspace
+            .map(|ws| db::check_workspace(&self.db, ws).clone())
+    }
+}
+
+/// Whether a panic payload is a query cancelled by a newer edit.
+pub fn is_cancelled(payload: &(dyn std::any::Any + Send)) -> bool {
+    payload.is::<salsa::Cancelled>()
+}
+
 /// Checks sources held in memory (module name to text).
 pub fn check(files: &BTreeMap<String, String>) -> Vec<Diagnostic> {
     let mut s = Session::new();

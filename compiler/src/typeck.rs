@@ -1595,7 +1595,7 @@ impl<'a> Checker<'a> {
             self.err(d);
             return Typed::error();
         }
-        match &item.kind {
+        let t = match &item.kind {
             ItemKind::Fn(_) => Typed::plan(Ty::Fn(format!("{path}\0{}", field.name))),
             ItemKind::Let(_) => self.module_let(path, &field.name),
             ItemKind::Enum(e) => Typed::plan(Ty::EnumType(e.name.name.clone())),
@@ -1610,7 +1610,18 @@ impl<'a> Checker<'a> {
                 self.err(d);
                 Typed::error()
             }
-        }
+        };
+        // The member is a use of the item, for hover, definition and rename.
+        let kind = match &item.kind {
+            ItemKind::Fn(_) => "fn",
+            ItemKind::Let(_) => "let",
+            ItemKind::Enum(_) => "enum",
+            ItemKind::Param(_) => "param",
+            _ => "item",
+        };
+        let def = item.kind.name().map(|n| (path.to_owned(), n.span));
+        self.record_ref(&field.name, field.span, &t, def, kind);
+        t
     }
 
     fn binary(&mut self, op: BinOp, l: &Expr, r: &Expr, span: Span) -> Typed {

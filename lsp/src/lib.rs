@@ -5,32 +5,48 @@
 //! offsets; this crate converts LSP positions (UTF-16 code units) at the
 //! edge and back.
 //!
-//! One lock owns the session: edits are applied in version order (full
-//! document sync; a change older than the document is ignored), and a
-//! request sees a consistent project. A panic inside the compiler is caught
+//! One lock owns the session: edits are applied in version order (a change
+//! older than the document is ignored). Each request takes a snapshot of
+//! the session under the lock and is answered from it on the blocking pool,
+//! so a slow request never holds up edits; the next edit cancels queries
+//! still running on older snapshots, and such a request is answered with
+//! `ContentModified` (the client asks again). Diagnostics are published
+//! once edits pause for [`DEBOUNCE`]. A panic inside the compiler is caught
 //! and answered as an internal error; the server keeps serving.
 
-use std::collections::BTreeMap;
+mod convert;
+mod state;
+
+pub use convert::{LineIndex, offset, position};
+
+use convert::{diagnostic, document_symbol, range, suggested, symbol_kind};
+use serde_json::json;
+use state::{Doc, State, View};
+use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::{
     CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams,
     CodeActionProviderCapability, CodeActionResponse, CompletionItem, CompletionItemKind,
-    CompletionOptions, CompletionParams, CompletionResponse, Diagnostic,
-    DiagnosticRelatedInformation, DiagnosticSeverity, DidChangeTextDocumentParams,
+    CompletionOptions, CompletionParams, CompletionResponse, DidChangeTextDocumentParams,
     DidChangeWatchedFilesParams, DidCloseTextDocumentParams, DidOpenTextDocumentParams,
-    DidSaveTextDocumentParams, DocumentFormattingParams, DocumentSymbol, DocumentSymbolParams,
-    DocumentSymbolResponse, GotoDefinitionParams, GotoDefinitionResponse, Hover, HoverContents,
-    HoverParams, HoverProviderCapability, InitializeParams, InitializeResult, Location,
-    MarkupContent, MarkupKind, MessageType, NumberOrString, OneOf, Position, PositionEncodingKind,
-    Range, ReferenceParams, RenameParams, ServerCapabilities, ServerInfo, SymbolKind,
-    TextDocumentSyncCapability, TextDocumentSyncKind, TextEdit, Uri, WorkspaceEdit,
+    DidSaveTextDocumentParams, DocumentFormattingParams, DocumentSymbolParams,
+    DocumentSymbolResponse, Documentation, GotoDefinitionParams, GotoDefinitionResponse, Hover,
+    HoverContents, HoverParams, HoverProviderCapability, InitializeParams, InitializeResult,
+    InitializedParams, InlayHint, InlayHintKind, InlayHintLabel, InlayHintParams, Location,
+    MarkupContent, MarkupKind, MessageType, OneOf, ParameterInformation, ParameterLabel, Position,
+    PositionEncodingKind, Range, ReferenceParams, Registration, RenameParams, SemanticToken,
+    SemanticTokens, SemanticTokensParams, SemanticTokensResult, ServerCapabilities, ServerInfo,
+    SignatureHelp, SignatureHelpOptions, SignatureHelpParams, SignatureInformation,
+    SymbolInformation, TextDocumentSyncCapability, TextDocumentSyncKind, TextEdit, Uri,
+    WorkspaceEdit, WorkspaceSymbolParams, WorkspaceSymbolResponse,
 };
 use tower_lsp_server::{Client, LanguageServer, LspService, Server};
-use weir_compiler::Session;
-use weir_compiler::diagnostics::{Diagnostic as WDiag, Severity, Span};
+use weir_compiler::diagnostics::{Code, Diagnostic as WDiag, Span};
+use weir_compiler::ide;
 
 /// Serves LSP on standard input and output until the client exits.
 pub fn serve_stdio() {
@@ -99,64 +115,20 @@ async fn proxy_stdin(mut out: tokio::io::DuplexStream) {
     }
 }
 
-struct Doc {
-    text: String,
-    version: i32,
-}
+/// How long edits must pause before diagnostics are computed and published.
+pub const DEBOUNCE: Duration = Duration::from_millis(25);
 
-#[derive(Default)]
-struct State {
-    root: Option<PathBuf>,
-    /// Open buffers by module name; they overlay the files on disk.
-    open: BTreeMap<String, Doc>,
-    /// The project's `.weir` files as read from disk, by module name.
-    disk: BTreeMap<String, String>,
-    session: Session,
-}
-
-impl State {
-    fn files(&self) -> BTreeMap<String, String> {
-        let mut f = self.disk.clone();
-        for (k, d) in &self.open {
-            f.insert(k.clone(), d.text.clone());
-        }
-        f
-    }
-    fn sync(&mut self) {
-        let files = self.files();
-        self.session.set_files(&files);
-    }
-    fn module_name(&self, uri: &Uri) -> String {
-        let path = uri.to_file_path().map(std::borrow::Cow::into_owned);
-        match (path, &self.root) {
-            (Some(p), Some(root)) => p.strip_prefix(root).map_or_else(
-                |_| p.display().to_string(),
-                |r| r.to_string_lossy().replace('\\', "/"),
-            ),
-            (Some(p), None) => p.file_name().map_or_else(
-                || p.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            ),
-            (None, _) => uri.as_str().to_owned(),
-        }
-    }
-    fn uri_of(&self, module: &str) -> Option<Uri> {
-        match &self.root {
-            Some(root) => Uri::from_file_path(root.join(module)),
-            None => Uri::from_file_path(Path::new("/").join(module)),
-        }
-    }
-    fn text(&self, module: &str) -> Option<&str> {
-        self.open
-            .get(module)
-            .map(|d| d.text.as_str())
-            .or_else(|| self.disk.get(module).map(String::as_str))
-    }
+struct Inner {
+    client: Client,
+    state: Mutex<State>,
+    /// Bumped by every edit; a diagnostics run publishes only if no edit
+    /// came after the one that scheduled it.
+    generation: AtomicU64,
+    watch_files: std::sync::atomic::AtomicBool,
 }
 
 pub struct Backend {
-    client: Client,
-    state: Mutex<State>,
+    inner: Arc<Inner>,
 }
 
 fn internal(msg: &str) -> Error {
@@ -165,109 +137,78 @@ fn internal(msg: &str) -> Error {
     e
 }
 
-/// UTF-16 position of a byte offset.
-pub fn position(text: &str, offset: usize) -> Position {
-    let mut offset = offset.min(text.len());
-    while offset > 0 && !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count();
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let character = text[line_start..offset].encode_utf16().count();
-    Position {
-        line: line as u32,
-        character: character as u32,
-    }
-}
+const COMPILER_PANIC: &str =
+    "internal error in the Weir compiler; please report it with the file that caused it";
 
-/// Byte offset of a UTF-16 position; positions past a line's end clamp to it.
-pub fn offset(text: &str, pos: Position) -> usize {
-    let mut line_start = 0;
-    for _ in 0..pos.line {
-        match text[line_start..].find('\n') {
-            Some(i) => line_start += i + 1,
-            None => return text.len(),
-        }
-    }
-    let line_end = text[line_start..]
-        .find('\n')
-        .map_or(text.len(), |i| line_start + i);
-    let mut units = 0u32;
-    for (i, c) in text[line_start..line_end].char_indices() {
-        if units >= pos.character {
-            return line_start + i;
-        }
-        units += c.len_utf16() as u32;
-    }
-    line_end
-}
-
-fn range(text: &str, span: Span) -> Range {
-    Range {
-        start: position(text, span.start as usize),
-        end: position(text, span.end as usize),
-    }
-}
-
-impl Backend {
-    pub fn new(client: Client) -> Backend {
-        Backend {
-            client,
-            state: Mutex::new(State::default()),
-        }
-    }
-
+impl Inner {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs `f` on the state, turning a panic into an internal error.
-    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> Result<T> {
-        let mut st = self.lock();
-        catch_unwind(AssertUnwindSafe(|| f(&mut st))).map_err(|_| internal("internal error in the Weir compiler; please report it with the file that caused it"))
-    }
-
-    fn load_disk(st: &mut State) {
-        let Some(root) = st.root.clone() else { return };
-        let mut found = Vec::new();
-        walk(&root, &mut found, 0);
-        st.disk.clear();
-        for p in found {
-            if let (Ok(text), Ok(rel)) = (std::fs::read_to_string(&p), p.strip_prefix(&root)) {
-                st.disk
-                    .insert(rel.to_string_lossy().replace('\\', "/"), text);
-            }
+    /// Answers from a snapshot on the blocking pool. A query cancelled by
+    /// a newer edit becomes `ContentModified`; a panic, an internal error.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&View) -> T + Send + 'static,
+    ) -> Result<T> {
+        let view = {
+            let mut st = self.lock();
+            catch_unwind(AssertUnwindSafe(|| st.view())).map_err(|_| internal(COMPILER_PANIC))?
+        };
+        let answer =
+            tokio::task::spawn_blocking(move || catch_unwind(AssertUnwindSafe(|| f(&view)))).await;
+        match answer {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(p)) if weir_compiler::is_cancelled(&*p) => Err(Error::content_modified()),
+            Ok(Err(_)) | Err(_) => Err(internal(COMPILER_PANIC)),
         }
     }
 
-    async fn publish(&self) {
-        let batches = self.with(|st| {
-            st.sync();
-            let diags = st.session.check();
-            let mut by_file: BTreeMap<String, Vec<WDiag>> = BTreeMap::new();
-            for m in st.open.keys() {
-                by_file.insert(m.clone(), Vec::new());
+    /// Records an edit and schedules diagnostics for after the pause.
+    fn edited(self: &Arc<Self>) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(DEBOUNCE).await;
+            if me.generation.load(Ordering::SeqCst) == generation {
+                me.publish(generation).await;
             }
-            for d in diags {
-                if let Some(v) = by_file.get_mut(&d.primary.file) {
-                    v.push(d);
-                }
-            }
-            by_file
-                .into_iter()
-                .filter_map(|(m, ds)| {
-                    let text = st.text(&m)?.to_owned();
-                    let uri = st.uri_of(&m)?;
-                    let version = st.open.get(&m).map(|d| d.version);
-                    let converted = ds.iter().map(|d| to_lsp(d, &text, st)).collect();
-                    Some((uri, converted, version))
-                })
-                .collect::<Vec<_>>()
         });
-        if let Ok(batches) = batches {
+    }
+
+    async fn publish(&self, generation: u64) {
+        let batches = self
+            .read(|view| {
+                let checked = view.snapshot.checked()?;
+                let mut by_file: BTreeMap<String, Vec<&WDiag>> = BTreeMap::new();
+                for m in view.versions.keys() {
+                    by_file.insert(m.clone(), Vec::new());
+                }
+                for d in &checked.diagnostics {
+                    if let Some(v) = by_file.get_mut(&d.primary.file) {
+                        v.push(d);
+                    }
+                }
+                Some(
+                    by_file
+                        .into_iter()
+                        .filter_map(|(m, ds)| {
+                            let text = view.text(&m)?;
+                            let uri = view.uri_of(&m)?;
+                            let converted = ds.iter().map(|d| diagnostic(d, text, view)).collect();
+                            Some((uri, converted, view.versions.get(&m).copied()))
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .await;
+        // Stale when another edit came in meanwhile: that edit publishes.
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        if let Ok(Some(batches)) = batches {
             for (uri, diags, version) in batches {
                 self.client.publish_diagnostics(uri, diags, version).await;
             }
@@ -275,123 +216,74 @@ impl Backend {
     }
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
-    if depth > 16 {
-        return;
-    }
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.filter_map(std::result::Result::ok) {
-        let p = e.path();
-        let name = e.file_name().to_string_lossy().into_owned();
-        if p.is_dir() {
-            if !name.starts_with('.') && name != "target" && name != "node_modules" {
-                walk(&p, out, depth + 1);
-            }
-        } else if name.ends_with(".weir") {
-            out.push(p);
+impl Backend {
+    pub fn new(client: Client) -> Backend {
+        Backend {
+            inner: Arc::new(Inner {
+                client,
+                state: Mutex::new(State::default()),
+                generation: AtomicU64::new(0),
+                watch_files: std::sync::atomic::AtomicBool::new(false),
+            }),
         }
     }
-}
 
-fn to_lsp(d: &WDiag, text: &str, st: &State) -> Diagnostic {
-    let mut message = d.message.clone();
-    if !d.primary.message.is_empty() {
-        message.push_str(&format!("\n{}", d.primary.message));
-    }
-    for n in &d.notes {
-        message.push_str(&format!("\nnote: {n}"));
-    }
-    if let Some(h) = &d.help {
-        message.push_str(&format!("\nhelp: {h}"));
-    }
-    let related: Vec<DiagnosticRelatedInformation> = d
-        .labels
-        .iter()
-        .filter_map(|l| {
-            let t = st.text(&l.file)?;
-            Some(DiagnosticRelatedInformation {
-                location: Location {
-                    uri: st.uri_of(&l.file)?,
-                    range: range(t, l.span),
-                },
-                message: l.message.clone(),
-            })
-        })
-        .collect();
-    Diagnostic {
-        range: range(text, d.primary.span),
-        severity: Some(if d.severity == Severity::Error {
-            DiagnosticSeverity::ERROR
-        } else {
-            DiagnosticSeverity::WARNING
-        }),
-        code: Some(NumberOrString::String(d.code.as_str().to_owned())),
-        source: Some("weir".into()),
-        message,
-        related_information: (!related.is_empty()).then_some(related),
-        data: d
-            .help
-            .as_ref()
-            .map(|h| serde_json::Value::String(h.clone())),
-        ..Default::default()
-    }
-}
-
-fn symbol_kind(k: &str) -> SymbolKind {
-    match k {
-        "pipeline" => SymbolKind::MODULE,
-        "stage" => SymbolKind::NAMESPACE,
-        "step" | "gate" | "approval" => SymbolKind::EVENT,
-        "fn" => SymbolKind::FUNCTION,
-        "enum" => SymbolKind::ENUM,
-        "type" => SymbolKind::STRUCT,
-        "param" => SymbolKind::PROPERTY,
-        "policy" => SymbolKind::INTERFACE,
-        _ => SymbolKind::VARIABLE,
-    }
-}
-
-#[allow(deprecated)]
-fn document_symbol(s: &weir_compiler::ide::Symbol, text: &str) -> DocumentSymbol {
-    DocumentSymbol {
-        name: if s.name.is_empty() {
-            "…".into()
-        } else {
-            s.name.clone()
-        },
-        detail: Some(s.kind.to_owned()),
-        kind: symbol_kind(s.kind),
-        tags: None,
-        deprecated: None,
-        range: range(text, s.span),
-        selection_range: range(text, s.selection),
-        children: Some(
-            s.children
-                .iter()
-                .map(|c| document_symbol(c, text))
-                .collect(),
-        ),
-    }
-}
-
-/// The replacement a diagnostic's "did you mean `x`?" help suggests.
-fn suggested(help: &str) -> Option<String> {
-    let start = help.find("did you mean `")? + "did you mean `".len();
-    let rest = &help[start..];
-    let s = &rest[..rest.find('`')?];
-    Some(s.rsplit('.').next().unwrap_or(s).to_owned())
-}
-
-impl Backend {
     async fn malformed(&self, params: serde_json::Value) {
         let msg = params
             .get("message")
             .and_then(serde_json::Value::as_str)
             .unwrap_or("malformed JSON-RPC message ignored")
             .to_owned();
-        self.client.log_message(MessageType::ERROR, msg).await;
+        self.inner.client.log_message(MessageType::ERROR, msg).await;
+    }
+
+    /// Runs `f` with the text of the document `uri` names and a byte offset
+    /// for `pos`, on a snapshot.
+    async fn at<T: Send + 'static>(
+        &self,
+        uri: &Uri,
+        pos: Position,
+        f: impl FnOnce(&View, &str, &str, usize) -> Option<T> + Send + 'static,
+    ) -> Result<Option<T>> {
+        let uri = uri.clone();
+        self.inner
+            .read(move |view| {
+                let m = view.module_name(&uri);
+                let text = view.text(&m)?;
+                let at = LineIndex::new(text).offset(pos);
+                f(view, &m, text, at)
+            })
+            .await
+    }
+}
+
+fn completion_kind(kind: &str) -> CompletionItemKind {
+    match kind {
+        "keyword" => CompletionItemKind::KEYWORD,
+        "field" => CompletionItemKind::FIELD,
+        "function" => CompletionItemKind::FUNCTION,
+        "enum_member" => CompletionItemKind::ENUM_MEMBER,
+        "module" => CompletionItemKind::MODULE,
+        "argument" => CompletionItemKind::PROPERTY,
+        _ => CompletionItemKind::VARIABLE,
+    }
+}
+
+fn semantic_capabilities() -> serde_json::Value {
+    let types: Vec<&str> = ide::TokenKind::ALL.iter().map(|k| k.as_str()).collect();
+    json!({
+        "legend": { "tokenTypes": types, "tokenModifiers": ide::MODIFIERS },
+        "full": true,
+        "range": false
+    })
+}
+
+fn edit_of(uri: &Uri, edits: Vec<TextEdit>) -> WorkspaceEdit {
+    let mut changes = HashMap::new();
+    changes.insert(uri.clone(), edits);
+    WorkspaceEdit {
+        changes: Some(changes),
+        ..Default::default()
     }
 }
 
@@ -409,11 +301,20 @@ impl LanguageServer for Backend {
                     .as_ref()
                     .and_then(|u| u.to_file_path().map(std::borrow::Cow::into_owned))
             });
+        let watch = params
+            .capabilities
+            .workspace
+            .as_ref()
+            .and_then(|w| w.did_change_watched_files.as_ref())
+            .and_then(|d| d.dynamic_registration)
+            .unwrap_or(false);
+        self.inner.watch_files.store(watch, Ordering::SeqCst);
         {
-            let mut st = self.lock();
+            let mut st = self.inner.lock();
             st.root = root;
-            Self::load_disk(&mut st);
+            st.load_disk();
         }
+        let semantic = serde_json::from_value(semantic_capabilities()).ok();
         Ok(InitializeResult {
             server_info: Some(ServerInfo {
                 name: "weir-lsp".into(),
@@ -422,23 +323,49 @@ impl LanguageServer for Backend {
             capabilities: ServerCapabilities {
                 position_encoding: Some(PositionEncodingKind::UTF16),
                 text_document_sync: Some(TextDocumentSyncCapability::Kind(
-                    TextDocumentSyncKind::FULL,
+                    TextDocumentSyncKind::INCREMENTAL,
                 )),
                 hover_provider: Some(HoverProviderCapability::Simple(true)),
                 completion_provider: Some(CompletionOptions {
-                    trigger_characters: Some(vec![".".into()]),
+                    trigger_characters: Some(vec![".".into(), "(".into(), ",".into()]),
+                    ..Default::default()
+                }),
+                signature_help_provider: Some(SignatureHelpOptions {
+                    trigger_characters: Some(vec!["(".into(), ",".into()]),
+                    retrigger_characters: Some(vec![":".into()]),
                     ..Default::default()
                 }),
                 definition_provider: Some(OneOf::Left(true)),
                 references_provider: Some(OneOf::Left(true)),
                 rename_provider: Some(OneOf::Left(true)),
                 document_symbol_provider: Some(OneOf::Left(true)),
+                workspace_symbol_provider: Some(OneOf::Left(true)),
                 document_formatting_provider: Some(OneOf::Left(true)),
                 code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
+                semantic_tokens_provider: semantic,
+                inlay_hint_provider: Some(OneOf::Left(true)),
                 ..Default::default()
             },
             ..Default::default()
         })
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        if !self.inner.watch_files.load(Ordering::SeqCst) {
+            return;
+        }
+        // Files changed on disk (a `git checkout`, another editor) are
+        // picked up. Registered in the background: the answer may never come.
+        let client = self.inner.client.clone();
+        tokio::spawn(async move {
+            let _ = client
+                .register_capability(vec![Registration {
+                    id: "weir-watch".into(),
+                    method: "workspace/didChangeWatchedFiles".into(),
+                    register_options: Some(json!({ "watchers": [{ "globPattern": "**/*.weir" }] })),
+                }])
+                .await;
+        });
     }
 
     async fn shutdown(&self) -> Result<()> {
@@ -447,30 +374,36 @@ impl LanguageServer for Backend {
 
     async fn did_open(&self, p: DidOpenTextDocumentParams) {
         {
-            let mut st = self.lock();
+            let mut st = self.inner.lock();
             let m = st.module_name(&p.text_document.uri);
             st.open.insert(
                 m,
                 Doc {
-                    text: p.text_document.text,
+                    text: Arc::new(p.text_document.text),
                     version: p.text_document.version,
                 },
             );
+            st.changed();
         }
-        self.publish().await;
+        self.inner.edited();
     }
 
     async fn did_change(&self, p: DidChangeTextDocumentParams) {
         let applied = {
-            let mut st = self.lock();
+            let mut st = self.inner.lock();
             let m = st.module_name(&p.text_document.uri);
-            match (st.open.get_mut(&m), p.content_changes.into_iter().last()) {
-                (Some(doc), Some(change)) if p.text_document.version > doc.version => {
-                    if let Some(r) = change.range {
-                        let (a, b) = (offset(&doc.text, r.start), offset(&doc.text, r.end));
-                        doc.text.replace_range(a.min(b)..b.max(a), &change.text);
-                    } else {
-                        doc.text = change.text;
+            let applied = match st.open.get_mut(&m) {
+                Some(doc) if p.text_document.version > doc.version => {
+                    let text = Arc::make_mut(&mut doc.text);
+                    for change in p.content_changes {
+                        match change.range {
+                            Some(r) => {
+                                let lines = LineIndex::new(text);
+                                let (from, to) = (lines.offset(r.start), lines.offset(r.end));
+                                text.replace_range(from.min(to)..to.max(from), &change.text);
+                            }
+                            None => *text = change.text,
+                        }
                     }
                     doc.version = p.text_document.version;
                     true
@@ -478,56 +411,55 @@ impl LanguageServer for Backend {
                 // A change to a document that was never opened, or older than
                 // what we have: ignored.
                 _ => false,
+            };
+            if applied {
+                st.changed();
             }
+            applied
         };
         if applied {
-            self.publish().await;
+            self.inner.edited();
         }
     }
 
     async fn did_save(&self, _: DidSaveTextDocumentParams) {
-        {
-            let mut st = self.lock();
-            Self::load_disk(&mut st);
-        }
-        self.publish().await;
+        self.inner.lock().load_disk();
+        self.inner.edited();
     }
 
     async fn did_close(&self, p: DidCloseTextDocumentParams) {
         let uri = p.text_document.uri.clone();
         {
-            let mut st = self.lock();
+            let mut st = self.inner.lock();
             let m = st.module_name(&p.text_document.uri);
             st.open.remove(&m);
+            st.changed();
         }
-        self.client.publish_diagnostics(uri, Vec::new(), None).await;
-        self.publish().await;
+        self.inner
+            .client
+            .publish_diagnostics(uri, Vec::new(), None)
+            .await;
+        self.inner.edited();
     }
 
     async fn did_change_watched_files(&self, _: DidChangeWatchedFilesParams) {
-        {
-            let mut st = self.lock();
-            Self::load_disk(&mut st);
-        }
-        self.publish().await;
+        self.inner.lock().load_disk();
+        self.inner.edited();
     }
 
     async fn hover(&self, p: HoverParams) -> Result<Option<Hover>> {
         let tp = p.text_document_position_params;
-        self.with(|st| {
-            st.sync();
-            let m = st.module_name(&tp.text_document.uri);
-            let text = st.text(&m)?.to_owned();
-            let checked = st.session.checked();
-            let h = weir_compiler::ide::hover(&checked, &m, offset(&text, tp.position))?;
+        self.at(&tp.text_document.uri, tp.position, |view, m, text, at| {
+            let h = ide::hover(&*view.snapshot.checked()?, m, at)?;
             Some(Hover {
                 contents: HoverContents::Markup(MarkupContent {
                     kind: MarkupKind::Markdown,
                     value: h.markdown,
                 }),
-                range: Some(range(&text, h.span)),
+                range: Some(range(text, h.span)),
             })
         })
+        .await
     }
 
     async fn goto_definition(
@@ -535,134 +467,141 @@ impl LanguageServer for Backend {
         p: GotoDefinitionParams,
     ) -> Result<Option<GotoDefinitionResponse>> {
         let tp = p.text_document_position_params;
-        self.with(|st| {
-            st.sync();
-            let m = st.module_name(&tp.text_document.uri);
-            let text = st.text(&m)?.to_owned();
-            let checked = st.session.checked();
-            let loc = weir_compiler::ide::definition(&checked, &m, offset(&text, tp.position))?;
-            let t = st.text(&loc.file)?;
+        self.at(&tp.text_document.uri, tp.position, |view, m, _, at| {
+            let loc = ide::definition(&*view.snapshot.checked()?, m, at)?;
             Some(GotoDefinitionResponse::Scalar(Location {
-                uri: st.uri_of(&loc.file)?,
-                range: range(t, loc.span),
+                uri: view.uri_of(&loc.file)?,
+                range: range(view.text(&loc.file)?, loc.span),
             }))
         })
+        .await
     }
 
     async fn references(&self, p: ReferenceParams) -> Result<Option<Vec<Location>>> {
         let tp = p.text_document_position;
-        self.with(|st| {
-            st.sync();
-            let m = st.module_name(&tp.text_document.uri);
-            let text = st.text(&m)?.to_owned();
-            let checked = st.session.checked();
-            let locs = weir_compiler::ide::references(&checked, &m, offset(&text, tp.position));
+        self.at(&tp.text_document.uri, tp.position, |view, m, _, at| {
+            let locs = ide::references(&*view.snapshot.checked()?, m, at);
             Some(
                 locs.iter()
                     .filter_map(|l| {
                         Some(Location {
-                            uri: st.uri_of(&l.file)?,
-                            range: range(st.text(&l.file)?, l.span),
+                            uri: view.uri_of(&l.file)?,
+                            range: range(view.text(&l.file)?, l.span),
                         })
                     })
                     .collect(),
             )
         })
+        .await
     }
 
     async fn rename(&self, p: RenameParams) -> Result<Option<WorkspaceEdit>> {
         let tp = p.text_document_position;
-        let result = self.with(|st| {
-            st.sync();
-            let m = st.module_name(&tp.text_document.uri);
-            let Some(text) = st.text(&m).map(str::to_owned) else {
-                return Ok(None);
-            };
-            let checked = st.session.checked();
-            let locs =
-                weir_compiler::ide::rename(&checked, &m, offset(&text, tp.position), &p.new_name)?;
-            let mut changes: std::collections::HashMap<Uri, Vec<TextEdit>> =
-                std::collections::HashMap::new();
-            for l in locs {
-                if let (Some(uri), Some(t)) = (st.uri_of(&l.file), st.text(&l.file)) {
-                    changes.entry(uri).or_default().push(TextEdit {
-                        range: range(t, l.span),
-                        new_text: p.new_name.clone(),
-                    });
-                }
-            }
-            Ok::<_, String>(Some(WorkspaceEdit {
-                changes: Some(changes),
-                ..Default::default()
-            }))
-        })?;
-        result.map_err(Error::invalid_params)
+        let new_name = p.new_name;
+        let result = self
+            .at(&tp.text_document.uri, tp.position, move |view, m, _, at| {
+                let checked = view.snapshot.checked()?;
+                Some(ide::rename(&checked, m, at, &new_name).map(|locs| {
+                    let mut changes: HashMap<Uri, Vec<TextEdit>> = HashMap::new();
+                    for l in locs {
+                        if let (Some(uri), Some(t)) = (view.uri_of(&l.file), view.text(&l.file)) {
+                            changes.entry(uri).or_default().push(TextEdit {
+                                range: range(t, l.span),
+                                new_text: new_name.clone(),
+                            });
+                        }
+                    }
+                    WorkspaceEdit {
+                        changes: Some(changes),
+                        ..Default::default()
+                    }
+                }))
+            })
+            .await?;
+        match result {
+            None => Ok(None),
+            Some(r) => r.map(Some).map_err(Error::invalid_params),
+        }
     }
 
     async fn document_symbol(
         &self,
         p: DocumentSymbolParams,
     ) -> Result<Option<DocumentSymbolResponse>> {
-        self.with(|st| {
-            st.sync();
-            let m = st.module_name(&p.text_document.uri);
-            let text = st.text(&m)?.to_owned();
-            let parsed = st.session.parsed(&m)?;
-            let syms = weir_compiler::ide::symbols(&parsed);
-            Some(DocumentSymbolResponse::Nested(
-                syms.iter().map(|s| document_symbol(s, &text)).collect(),
-            ))
-        })
+        let uri = p.text_document.uri;
+        self.inner
+            .read(move |view| {
+                let m = view.module_name(&uri);
+                let lines = LineIndex::new(view.text(&m)?);
+                let parsed = view.snapshot.parsed(&m)?;
+                let syms = ide::symbols(&parsed);
+                Some(DocumentSymbolResponse::Nested(
+                    syms.iter().map(|s| document_symbol(s, &lines)).collect(),
+                ))
+            })
+            .await
+    }
+
+    async fn symbol(&self, p: WorkspaceSymbolParams) -> Result<Option<WorkspaceSymbolResponse>> {
+        self.inner
+            .read(move |view| {
+                let checked = view.snapshot.checked()?;
+                #[allow(deprecated)]
+                let found: Vec<SymbolInformation> = ide::workspace_symbols(&checked, &p.query)
+                    .into_iter()
+                    .take(500)
+                    .filter_map(|s| {
+                        Some(SymbolInformation {
+                            name: s.name,
+                            kind: symbol_kind(s.kind),
+                            tags: None,
+                            deprecated: None,
+                            location: Location {
+                                uri: view.uri_of(&s.file)?,
+                                range: range(view.text(&s.file)?, s.selection),
+                            },
+                            container_name: s.container,
+                        })
+                    })
+                    .collect();
+                Some(WorkspaceSymbolResponse::Flat(found))
+            })
+            .await
     }
 
     async fn formatting(&self, p: DocumentFormattingParams) -> Result<Option<Vec<TextEdit>>> {
-        self.with(|st| {
-            let m = st.module_name(&p.text_document.uri);
-            let text = st.text(&m)?.to_owned();
-            let out = weir_compiler::fmt::format_source(&m, &text).ok()?;
-            if out == text {
-                return Some(Vec::new());
-            }
-            Some(vec![TextEdit {
-                range: Range {
-                    start: Position {
-                        line: 0,
-                        character: 0,
+        let uri = p.text_document.uri;
+        self.inner
+            .read(move |view| {
+                let m = view.module_name(&uri);
+                let text = view.text(&m)?;
+                let out = weir_compiler::fmt::format_source(&m, text).ok()?;
+                if out == text {
+                    return Some(Vec::new());
+                }
+                Some(vec![TextEdit {
+                    range: Range {
+                        start: Position::new(0, 0),
+                        end: position(text, text.len()),
                     },
-                    end: position(&text, text.len()),
-                },
-                new_text: out,
-            }])
-        })
+                    new_text: out,
+                }])
+            })
+            .await
     }
 
     async fn completion(&self, p: CompletionParams) -> Result<Option<CompletionResponse>> {
         let tp = p.text_document_position;
-        self.with(|st| {
-            st.sync();
-            let m = st.module_name(&tp.text_document.uri);
-            let text = st.text(&m)?.to_owned();
-            let parsed = st.session.parsed(&m)?;
-            let checked = st.session.checked();
-            let items = weir_compiler::ide::completions(
-                &checked,
-                &parsed,
-                &m,
-                &text,
-                offset(&text, tp.position),
-            );
+        self.at(&tp.text_document.uri, tp.position, |view, m, text, at| {
+            let parsed = view.snapshot.parsed(m)?;
+            let checked = view.snapshot.checked()?;
+            let items = ide::completions(&checked, &parsed, m, text, at);
             Some(CompletionResponse::Array(
                 items
                     .into_iter()
                     .map(|c| CompletionItem {
-                        kind: Some(match c.kind {
-                            "keyword" => CompletionItemKind::KEYWORD,
-                            "field" => CompletionItemKind::FIELD,
-                            "function" => CompletionItemKind::FUNCTION,
-                            "enum_member" => CompletionItemKind::ENUM_MEMBER,
-                            "module" => CompletionItemKind::MODULE,
-                            _ => CompletionItemKind::VARIABLE,
-                        }),
+                        kind: Some(completion_kind(c.kind)),
+                        insert_text: (c.kind == "argument").then(|| format!("{}: ", c.label)),
                         detail: (!c.detail.is_empty()).then_some(c.detail),
                         label: c.label,
                         ..Default::default()
@@ -670,38 +609,165 @@ impl LanguageServer for Backend {
                     .collect(),
             ))
         })
+        .await
+    }
+
+    async fn signature_help(&self, p: SignatureHelpParams) -> Result<Option<SignatureHelp>> {
+        let tp = p.text_document_position_params;
+        self.at(&tp.text_document.uri, tp.position, |view, m, text, at| {
+            let sig = ide::signature_help(&*view.snapshot.checked()?, m, text, at)?;
+            let units = |b: usize| convert::utf16_len(&sig.label[..b]);
+            let params = sig
+                .params
+                .iter()
+                .map(|p| ParameterInformation {
+                    label: ParameterLabel::LabelOffsets([units(p.range.0), units(p.range.1)]),
+                    documentation: (!p.doc.is_empty())
+                        .then(|| Documentation::String(p.doc.clone())),
+                })
+                .collect();
+            let active = sig.active.map(|a| a as u32);
+            Some(SignatureHelp {
+                signatures: vec![SignatureInformation {
+                    label: sig.label.clone(),
+                    documentation: (!sig.doc.is_empty()).then(|| {
+                        Documentation::MarkupContent(MarkupContent {
+                            kind: MarkupKind::Markdown,
+                            value: sig.doc.clone(),
+                        })
+                    }),
+                    parameters: Some(params),
+                    active_parameter: active,
+                }],
+                active_signature: Some(0),
+                active_parameter: active,
+            })
+        })
+        .await
+    }
+
+    async fn semantic_tokens_full(
+        &self,
+        p: SemanticTokensParams,
+    ) -> Result<Option<SemanticTokensResult>> {
+        let uri = p.text_document.uri;
+        self.inner
+            .read(move |view| {
+                let m = view.module_name(&uri);
+                let text = view.text(&m)?;
+                let parsed = view.snapshot.parsed(&m)?;
+                let checked = view.snapshot.checked()?;
+                let lines = LineIndex::new(text);
+                let mut data = Vec::new();
+                let (mut line, mut col) = (0u32, 0u32);
+                for t in ide::semantic_tokens(&checked, &parsed, &m, text) {
+                    for (pos, len) in lines.line_pieces(t.span) {
+                        let delta_line = pos.line - line;
+                        let delta_start = if delta_line == 0 {
+                            pos.character - col
+                        } else {
+                            pos.character
+                        };
+                        data.push(SemanticToken {
+                            delta_line,
+                            delta_start,
+                            length: len,
+                            token_type: t.kind.index(),
+                            token_modifiers_bitset: t.modifiers,
+                        });
+                        (line, col) = (pos.line, pos.character);
+                    }
+                }
+                Some(SemanticTokensResult::Tokens(SemanticTokens {
+                    result_id: None,
+                    data,
+                }))
+            })
+            .await
+    }
+
+    async fn inlay_hint(&self, p: InlayHintParams) -> Result<Option<Vec<InlayHint>>> {
+        let uri = p.text_document.uri;
+        let r = p.range;
+        self.inner
+            .read(move |view| {
+                let m = view.module_name(&uri);
+                let lines = LineIndex::new(view.text(&m)?);
+                let parsed = view.snapshot.parsed(&m)?;
+                let checked = view.snapshot.checked()?;
+                let span = Span::new(lines.offset(r.start), lines.offset(r.end));
+                Some(
+                    ide::inlay_hints(&checked, &parsed, &m, span)
+                        .into_iter()
+                        .map(|h| InlayHint {
+                            position: lines.position(h.offset),
+                            label: InlayHintLabel::String(h.label),
+                            kind: Some(InlayHintKind::TYPE),
+                            text_edits: None,
+                            tooltip: None,
+                            padding_left: None,
+                            padding_right: None,
+                            data: None,
+                        })
+                        .collect(),
+                )
+            })
+            .await
     }
 
     async fn code_action(&self, p: CodeActionParams) -> Result<Option<CodeActionResponse>> {
-        let uri = p.text_document.uri.clone();
-        let actions: Vec<CodeActionOrCommand> = p
-            .context
-            .diagnostics
-            .iter()
-            .filter_map(|d| {
-                let help = d.data.as_ref()?.as_str()?;
-                let new = suggested(help)?;
-                let mut changes = std::collections::HashMap::new();
-                changes.insert(
-                    uri.clone(),
-                    vec![TextEdit {
-                        range: d.range,
-                        new_text: new.clone(),
-                    }],
-                );
-                Some(CodeActionOrCommand::CodeAction(CodeAction {
-                    title: format!("Change to `{new}`"),
-                    kind: Some(CodeActionKind::QUICKFIX),
-                    diagnostics: Some(vec![d.clone()]),
-                    edit: Some(WorkspaceEdit {
-                        changes: Some(changes),
-                        ..Default::default()
-                    }),
-                    is_preferred: Some(true),
-                    ..Default::default()
-                }))
+        let uri = p.text_document.uri;
+        let diags = p.context.diagnostics;
+        self.inner
+            .read(move |view| {
+                let m = view.module_name(&uri);
+                let text = view.text(&m).unwrap_or_default();
+                let checked = view.snapshot.checked();
+                let lines = LineIndex::new(text);
+                let actions: Vec<CodeActionOrCommand> = diags
+                    .iter()
+                    .filter_map(|d| {
+                        let (title, edit) = if d.code
+                            == Some(tower_lsp_server::ls_types::NumberOrString::String(
+                                Code::MissingArgument.as_str().to_owned(),
+                            )) {
+                            let span =
+                                Span::new(lines.offset(d.range.start), lines.offset(d.range.end));
+                            let (at, insert) =
+                                ide::missing_arguments_fix(checked.as_deref()?, &m, text, span)?;
+                            let pos = lines.position(at);
+                            (
+                                format!(
+                                    "Add the missing arguments `{}`",
+                                    insert.trim_start_matches(", ")
+                                ),
+                                TextEdit {
+                                    range: Range::new(pos, pos),
+                                    new_text: insert,
+                                },
+                            )
+                        } else {
+                            let new = suggested(d.data.as_ref()?.as_str()?)?;
+                            (
+                                format!("Change to `{new}`"),
+                                TextEdit {
+                                    range: d.range,
+                                    new_text: new,
+                                },
+                            )
+                        };
+                        Some(CodeActionOrCommand::CodeAction(CodeAction {
+                            title,
+                            kind: Some(CodeActionKind::QUICKFIX),
+                            diagnostics: Some(vec![d.clone()]),
+                            edit: Some(edit_of(&uri, vec![edit])),
+                            is_preferred: Some(true),
+                            ..Default::default()
+                        }))
+                    })
+                    .collect();
+                Some(actions)
             })
-            .collect();
-        Ok(Some(actions))
+            .await
     }
 }

@@ -1,0 +1,225 @@
+//! Positions and shapes at the edge: byte offsets to LSP's UTF-16
+//! positions and back, and compiler data to LSP types.
+
+use tower_lsp_server::ls_types::{
+    Diagnostic, DiagnosticRelatedInformation, DiagnosticSeverity, DocumentSymbol, Location,
+    NumberOrString, Position, Range, SymbolKind,
+};
+use weir_compiler::diagnostics::{Diagnostic as WDiag, Severity, Span};
+
+use crate::state::View;
+
+/// Line starts of a text, for converting many offsets without rescanning.
+pub struct LineIndex<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub fn new(text: &'a str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { text, starts }
+    }
+
+    /// UTF-16 position of a byte offset (clamped, and moved back onto a
+    /// character boundary).
+    pub fn position(&self, offset: usize) -> Position {
+        let mut offset = offset.min(self.text.len());
+        while offset > 0 && !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.starts.partition_point(|&s| s <= offset) - 1;
+        let start = self.starts[line];
+        Position {
+            line: line as u32,
+            character: utf16_len(&self.text[start..offset]),
+        }
+    }
+
+    /// Byte offset of a UTF-16 position; positions past a line's end (or
+    /// past the last line) clamp to it.
+    pub fn offset(&self, pos: Position) -> usize {
+        let Some(&start) = self.starts.get(pos.line as usize) else {
+            return self.text.len();
+        };
+        let end = self
+            .starts
+            .get(pos.line as usize + 1)
+            .map_or(self.text.len(), |e| e - 1);
+        let mut units = 0u32;
+        for (i, c) in self.text[start..end].char_indices() {
+            if units >= pos.character {
+                return start + i;
+            }
+            units += c.len_utf16() as u32;
+        }
+        end
+    }
+
+    pub fn range(&self, span: Span) -> Range {
+        Range {
+            start: self.position(span.start as usize),
+            end: self.position(span.end as usize),
+        }
+    }
+
+    /// The start of each line a span covers, split at line ends: LSP's
+    /// semantic tokens may not cross lines.
+    pub fn line_pieces(&self, span: Span) -> Vec<(Position, u32)> {
+        let (a, b) = (
+            span.start as usize,
+            (span.end as usize).min(self.text.len()),
+        );
+        let mut out = Vec::new();
+        let mut start = a;
+        while start < b {
+            let end = self.text[start..b].find('\n').map_or(b, |i| start + i);
+            let piece = self.text[start..end].trim_end_matches('\r');
+            if !piece.is_empty() {
+                out.push((self.position(start), utf16_len(piece)));
+            }
+            start = end + 1;
+        }
+        out
+    }
+}
+
+pub fn utf16_len(s: &str) -> u32 {
+    s.encode_utf16().count() as u32
+}
+
+/// UTF-16 position of a byte offset.
+pub fn position(text: &str, offset: usize) -> Position {
+    LineIndex::new(text).position(offset)
+}
+
+/// Byte offset of a UTF-16 position; positions past a line's end clamp to it.
+pub fn offset(text: &str, pos: Position) -> usize {
+    LineIndex::new(text).offset(pos)
+}
+
+pub fn range(text: &str, span: Span) -> Range {
+    LineIndex::new(text).range(span)
+}
+
+/// A compiler diagnostic as LSP shows it: message with its label, notes
+/// and help; the other labels as related information; the help (where a
+/// quick fix can be read from it) as data.
+pub fn diagnostic(d: &WDiag, text: &str, view: &View) -> Diagnostic {
+    let mut message = d.message.clone();
+    if !d.primary.message.is_empty() {
+        message.push_str(&format!("\n{}", d.primary.message));
+    }
+    for n in &d.notes {
+        message.push_str(&format!("\nnote: {n}"));
+    }
+    if let Some(h) = &d.help {
+        message.push_str(&format!("\nhelp: {h}"));
+    }
+    let related: Vec<DiagnosticRelatedInformation> = d
+        .labels
+        .iter()
+        .filter_map(|l| {
+            let t = view.text(&l.file)?;
+            Some(DiagnosticRelatedInformation {
+                location: Location {
+                    uri: view.uri_of(&l.file)?,
+                    range: range(t, l.span),
+                },
+                message: l.message.clone(),
+            })
+        })
+        .collect();
+    Diagnostic {
+        range: range(text, d.primary.span),
+        severity: Some(if d.severity == Severity::Error {
+            DiagnosticSeverity::ERROR
+        } else {
+            DiagnosticSeverity::WARNING
+        }),
+        code: Some(NumberOrString::String(d.code.as_str().to_owned())),
+        source: Some("weir".into()),
+        message,
+        related_information: (!related.is_empty()).then_some(related),
+        data: d
+            .help
+            .as_ref()
+            .map(|h| serde_json::Value::String(h.clone())),
+        ..Default::default()
+    }
+}
+
+pub fn symbol_kind(k: &str) -> SymbolKind {
+    match k {
+        "pipeline" => SymbolKind::MODULE,
+        "stage" => SymbolKind::NAMESPACE,
+        "step" | "gate" | "approval" => SymbolKind::EVENT,
+        "fn" => SymbolKind::FUNCTION,
+        "enum" => SymbolKind::ENUM,
+        "type" => SymbolKind::STRUCT,
+        "param" => SymbolKind::PROPERTY,
+        "policy" => SymbolKind::INTERFACE,
+        _ => SymbolKind::VARIABLE,
+    }
+}
+
+#[allow(deprecated)]
+pub fn document_symbol(s: &weir_compiler::ide::Symbol, lines: &LineIndex) -> DocumentSymbol {
+    DocumentSymbol {
+        name: if s.name.is_empty() {
+            "…".into()
+        } else {
+            s.name.clone()
+        },
+        detail: Some(s.kind.to_owned()),
+        kind: symbol_kind(s.kind),
+        tags: None,
+        deprecated: None,
+        range: lines.range(s.span),
+        selection_range: lines.range(s.selection),
+        children: Some(
+            s.children
+                .iter()
+                .map(|c| document_symbol(c, lines))
+                .collect(),
+        ),
+    }
+}
+
+/// The replacement a diagnostic's "did you mean `x`?" help suggests.
+pub fn suggested(help: &str) -> Option<String> {
+    let start = help.find("did you mean `")? + "did you mean `".len();
+    let rest = &help[start..];
+    let s = &rest[..rest.find('`')?];
+    Some(s.rsplit('.').next().unwrap_or(s).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf16_positions_round_trip() {
+        let text = "a\n\"é🎉\" x\r\nlast";
+        let lines = LineIndex::new(text);
+        let x = text.find('x').unwrap_or(0);
+        let p = lines.position(x);
+        assert_eq!((p.line, p.character), (1, 6));
+        assert_eq!(lines.offset(p), x);
+        // Past the end of a line or of the text: clamped.
+        assert_eq!(lines.offset(Position::new(0, 99)), 1);
+        assert_eq!(lines.offset(Position::new(9, 0)), text.len());
+        // Inside a multi-byte character: moved back to its start.
+        let e = text.find('é').unwrap_or(0);
+        assert_eq!(lines.position(e + 1), lines.position(e));
+        let pieces = lines.line_pieces(Span::new(0, text.len()));
+        assert_eq!(pieces.len(), 3);
+        assert_eq!(pieces[1].1, 7);
+    }
+}
