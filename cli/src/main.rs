@@ -2,6 +2,11 @@
 //! sets the exit code. Exit codes: 0 success, 1 diagnostics with errors,
 //! 2 usage or IO problems.
 
+/// mimalloc: the compiler allocates many small tree nodes; measured faster
+/// than the system allocator on the benchmarks.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod fs;
 mod run;
 

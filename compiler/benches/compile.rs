@@ -9,26 +9,6 @@ use std::time::{Duration, Instant};
 use weir_compiler::eval::EvalInput;
 use weir_compiler::plan::Context;
 
-/// A pipeline of `n` steps in layers of 50: each step reads an output of a
-/// step in the layer before, has env, a matrix-like name and a condition.
-pub fn generate(n: usize) -> String {
-    let mut s = String::from(
-        "enum Env { dev, prod }\nparam env: Env = Env.dev\n\ndefault pipeline gen {\n  on push(branches: [\"main\"])\n",
-    );
-    for i in 0..n {
-        let dep = if i >= 50 {
-            format!("\n    inputs: [s{}.out]", i - 50)
-        } else {
-            String::new()
-        };
-        s.push_str(&format!(
-            "  let s{i} = step \"step {i}\" {{\n    run: \"echo {i} > out/{i}.txt\"\n    env: {{ INDEX: \"{i}\" }}\n    outputs: {{ out: file(\"out/{i}.txt\") }}{dep}\n    when: env == Env.dev\n    timeout: 5m\n  }}\n"
-        ));
-    }
-    s.push_str("}\n");
-    s
-}
-
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -50,7 +30,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn run_size(n: usize) {
-    let src = generate(n);
+    let src = weir_compiler::generated::pipeline(n);
     let mut files = BTreeMap::new();
     files.insert("gen.weir".to_owned(), src.clone());
     let input = EvalInput {
@@ -87,7 +67,7 @@ fn run_size(n: usize) {
 /// Times each phase once on `n` steps, to see where the time goes.
 fn phases(n: usize) {
     use weir_compiler::{resolve, syntax, typeck};
-    let src = generate(n);
+    let src = weir_compiler::generated::pipeline(n);
     let t = Instant::now();
     let lexed = syntax::lexer::lex("gen.weir", &src);
     let lex = t.elapsed();

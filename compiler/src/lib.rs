@@ -29,6 +29,7 @@ pub mod db;
 pub mod diagnostics;
 pub mod eval;
 pub mod fmt;
+pub mod generated;
 pub mod ide;
 pub mod plan;
 pub mod project;

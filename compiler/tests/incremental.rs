@@ -71,3 +71,40 @@ fn removing_and_adding_files_updates_the_project() {
     let (plan, _) = s.plan(&weir_compiler::eval::EvalInput::default());
     assert_eq!(plan.unwrap().nodes[0].name, "again");
 }
+
+#[test]
+fn an_edit_cancels_queries_on_older_snapshots() {
+    let mut files = BTreeMap::new();
+    files.insert(
+        "a.weir".to_owned(),
+        "pipeline ci {\n  step \"a\" { run: \"true\" }\n}\n".to_owned(),
+    );
+    let mut s = weir_compiler::Session::new();
+    s.set_files(&files);
+    let snap = s.snapshot();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        ready_tx.send(()).unwrap();
+        // By now the edit below has raised the cancellation flag and waits
+        // for this snapshot to be dropped.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| snap.checked()));
+        drop(snap);
+        match r {
+            Ok(_) => false,
+            Err(p) => weir_compiler::is_cancelled(&*p),
+        }
+    });
+    ready_rx.recv().unwrap();
+    files.insert(
+        "a.weir".to_owned(),
+        "pipeline ci {\n  step \"a\" { run: 1 }\n}\n".to_owned(),
+    );
+    // Blocks until the reader has unwound and dropped its snapshot.
+    s.set_files(&files);
+    assert!(reader.join().unwrap(), "the stale query was not cancelled");
+    // The session answers for the new text.
+    assert_eq!(s.check().len(), 1);
+    // A fresh snapshot sees the edit.
+    assert_eq!(s.snapshot().checked().unwrap().diagnostics.len(), 1);
+}
