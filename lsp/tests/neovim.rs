@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 const FIXTURE: &str = include_str!("../../tests/editors/fixture/pipeline.weir");
 /// The Lua script, relative to the repository root (where Neovim runs).
 const SCRIPT: &str = "tests/editors/nvim_e2e.lua";
-/// How long Neovim may take in all before it is killed.
-const DEADLINE: Duration = Duration::from_secs(60);
+/// How many seconds Neovim may take in all before it is killed.
+const DEADLINE_SECS: u64 = 60;
 
 /// A scratch directory, removed when the test ends.
 struct Scratch(PathBuf);
@@ -31,9 +31,13 @@ impl Drop for Scratch {
 
 fn find_nvim() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("nvim"))
-        .find(|candidate| candidate.is_file())
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join("nvim");
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+    }
+    None
 }
 
 /// Reads a child's pipe to the end on a thread; the receiver gets the text.
@@ -52,7 +56,10 @@ fn position_of(needle: &str, shift: usize) -> (u64, u64) {
     FIXTURE
         .lines()
         .enumerate()
-        .find_map(|(line, text)| text.find(needle).map(|col| (line as u64, (col + shift) as u64)))
+        .find_map(|(line, text)| {
+            text.find(needle)
+                .map(|col| (line as u64, (col + shift) as u64))
+        })
         .unwrap_or_else(|| panic!("the fixture has no {needle:?}"))
 }
 
@@ -70,23 +77,25 @@ fn neovim_shows_diagnostics_hover_and_completion() {
         .to_path_buf();
     assert!(repo.join(SCRIPT).is_file(), "{SCRIPT} is missing");
 
-    let scratch = Scratch(std::env::temp_dir().join(format!("weir-nvim-e2e-{}", std::process::id())));
+    let scratch =
+        Scratch(std::env::temp_dir().join(format!("weir-nvim-e2e-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&scratch.0);
     let project = scratch.0.join("project");
     std::fs::create_dir_all(&project).expect("create the project directory");
     std::fs::write(project.join("pipeline.weir"), FIXTURE).expect("write the fixture");
     let result_path = scratch.0.join("result.json");
 
-    let mut cmd = Command::new(&nvim);
+    let mut cmd = Command::new(nvim);
     cmd.args(["--headless", "--clean", "-n", "-c"])
         .arg(format!("luafile {SCRIPT}"))
-        .current_dir(&repo)
+        .current_dir(repo)
         .env("WEIR_LSP", env!("CARGO_BIN_EXE_weir-lsp"))
-        .env("WEIR_E2E_ROOT", &project)
+        .env("WEIR_E2E_ROOT", project)
         .env("WEIR_E2E_FILE", "pipeline.weir")
         .env("WEIR_E2E_OUT", &result_path)
         .env("WEIR_E2E_HOVER", "message}")
         .env("WEIR_E2E_COMPLETE", "${greet.")
+        .env("WEIR_E2E_DIAGNOSTICS", "1")
         .env("WEIR_E2E_TIMEOUT", "20000")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -104,23 +113,25 @@ fn neovim_shows_diagnostics_hover_and_completion() {
     let stdout = drain(child.stdout.take().expect("nvim's stdout"));
     let stderr = drain(child.stderr.take().expect("nvim's stderr"));
 
+    let deadline = Duration::from_secs(DEADLINE_SECS);
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for nvim") {
             break Some(status);
         }
-        if started.elapsed() > DEADLINE {
+        if started.elapsed() > deadline {
             let _ = child.kill();
             let _ = child.wait();
             break None;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let output = |rx: &mpsc::Receiver<String>| rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+    let output =
+        |rx: &mpsc::Receiver<String>| rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
     let (out_text, err_text) = (output(&stdout), output(&stderr));
     let Some(status) = status else {
         panic!(
-            "nvim did not finish within {DEADLINE:?} and was killed\n\
+            "nvim did not finish within {DEADLINE_SECS} s and was killed\n\
              stdout:\n{out_text}\nstderr:\n{err_text}"
         );
     };
@@ -129,13 +140,23 @@ fn neovim_shows_diagnostics_hover_and_completion() {
         "nvim failed ({status})\nstdout:\n{out_text}\nstderr:\n{err_text}"
     );
 
-    let text = std::fs::read_to_string(&result_path)
-        .unwrap_or_else(|e| panic!("nvim wrote no {}: {e}\nstderr:\n{err_text}", result_path.display()));
+    let text = std::fs::read_to_string(&result_path).unwrap_or_else(|e| {
+        panic!(
+            "nvim wrote no {}: {e}\nstderr:\n{err_text}",
+            result_path.display()
+        )
+    });
     let result: Value = serde_json::from_str(&text).expect("the result is JSON");
 
     // Exactly one diagnostic: the undefined name, where it is.
-    let diagnostics = result["diagnostics"].as_array().expect("diagnostics is a list");
-    assert_eq!(diagnostics.len(), 1, "expected one diagnostic, got {result:#}");
+    let diagnostics = result["diagnostics"]
+        .as_array()
+        .expect("diagnostics is a list");
+    assert_eq!(
+        diagnostics.len(),
+        1,
+        "expected one diagnostic, got {result:#}"
+    );
     let d = &diagnostics[0];
     assert_eq!(d["code"], "E0101", "{result:#}");
     assert_eq!(d["severity"], 1, "an error: {result:#}");
@@ -148,7 +169,11 @@ fn neovim_shows_diagnostics_hover_and_completion() {
     assert_eq!(d["range"]["start"]["line"], line, "{result:#}");
     assert_eq!(d["range"]["start"]["character"], col, "{result:#}");
     assert_eq!(d["range"]["end"]["line"], line, "{result:#}");
-    assert_eq!(d["range"]["end"]["character"], col + "greeting".len() as u64, "{result:#}");
+    assert_eq!(
+        d["range"]["end"]["character"],
+        col + "greeting".len() as u64,
+        "{result:#}"
+    );
 
     // Hover on `message` in `${message}`: its type and its doc comment.
     let hover = result["hover"]["contents"].as_str().expect("a hover");
@@ -166,6 +191,9 @@ fn neovim_shows_diagnostics_hover_and_completion() {
         .filter_map(Value::as_str)
         .collect();
     for want in ["greeting", "audience", "ok", "exit_code"] {
-        assert!(labels.contains(&want), "no completion {want:?} in {labels:?}");
+        assert!(
+            labels.contains(&want),
+            "no completion {want:?} in {labels:?}"
+        );
     }
 }
