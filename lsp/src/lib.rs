@@ -125,6 +125,9 @@ struct Inner {
     /// came after the one that scheduled it.
     generation: AtomicU64,
     watch_files: std::sync::atomic::AtomicBool,
+    /// Fault injection for tests: `WEIR_LSP_FAULT=hover` or `=diagnostics`
+    /// makes that path panic, to show the panic is contained.
+    fault: Option<String>,
 }
 
 pub struct Backend {
@@ -178,9 +181,15 @@ impl Inner {
         });
     }
 
-    async fn publish(&self, generation: u64) {
+    fn inject(&self, at: &str) {
+        assert!(self.fault.as_deref() != Some(at), "injected fault in {at}");
+    }
+
+    async fn publish(self: &Arc<Self>, generation: u64) {
+        let me = Arc::clone(self);
         let batches = self
-            .read(|view| {
+            .read(move |view| {
+                me.inject("diagnostics");
                 let checked = view.snapshot.checked()?;
                 let mut by_file: BTreeMap<String, Vec<&WDiag>> = BTreeMap::new();
                 for m in view.versions.keys() {
@@ -208,10 +217,39 @@ impl Inner {
         if self.generation.load(Ordering::SeqCst) != generation {
             return;
         }
-        if let Ok(Some(batches)) = batches {
-            for (uri, diags, version) in batches {
-                self.client.publish_diagnostics(uri, diags, version).await;
+        match batches {
+            Ok(Some(batches)) => {
+                for (uri, diags, version) in batches {
+                    self.client.publish_diagnostics(uri, diags, version).await;
+                }
             }
+            // The compiler panicked: say so where the user looks, on every
+            // open file, instead of leaving stale diagnostics up.
+            Err(e) if e.code == tower_lsp_server::jsonrpc::ErrorCode::InternalError => {
+                let open: Vec<(Uri, i32)> = {
+                    let st = self.lock();
+                    st.open
+                        .iter()
+                        .filter_map(|(m, d)| Some((st.uri_of(m)?, d.version)))
+                        .collect()
+                };
+                for (uri, version) in open {
+                    let d = tower_lsp_server::ls_types::Diagnostic {
+                        range: Range::default(),
+                        severity: Some(tower_lsp_server::ls_types::DiagnosticSeverity::ERROR),
+                        code: Some(tower_lsp_server::ls_types::NumberOrString::String(
+                            Code::Internal.as_str().to_owned(),
+                        )),
+                        source: Some("weir".into()),
+                        message: COMPILER_PANIC.to_owned(),
+                        ..Default::default()
+                    };
+                    self.client
+                        .publish_diagnostics(uri, vec![d], Some(version))
+                        .await;
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -224,6 +262,7 @@ impl Backend {
                 state: Mutex::new(State::default()),
                 generation: AtomicU64::new(0),
                 watch_files: std::sync::atomic::AtomicBool::new(false),
+                fault: std::env::var("WEIR_LSP_FAULT").ok(),
             }),
         }
     }
@@ -449,16 +488,22 @@ impl LanguageServer for Backend {
 
     async fn hover(&self, p: HoverParams) -> Result<Option<Hover>> {
         let tp = p.text_document_position_params;
-        self.at(&tp.text_document.uri, tp.position, |view, m, text, at| {
-            let h = ide::hover(&*view.snapshot.checked()?, m, at)?;
-            Some(Hover {
-                contents: HoverContents::Markup(MarkupContent {
-                    kind: MarkupKind::Markdown,
-                    value: h.markdown,
-                }),
-                range: Some(range(text, h.span)),
-            })
-        })
+        let me = Arc::clone(&self.inner);
+        self.at(
+            &tp.text_document.uri,
+            tp.position,
+            move |view, m, text, at| {
+                me.inject("hover");
+                let h = ide::hover(&*view.snapshot.checked()?, m, at)?;
+                Some(Hover {
+                    contents: HoverContents::Markup(MarkupContent {
+                        kind: MarkupKind::Markdown,
+                        value: h.markdown,
+                    }),
+                    range: Some(range(text, h.span)),
+                })
+            },
+        )
         .await
     }
 

@@ -72,6 +72,10 @@ impl State {
         module_name(self.root.as_deref(), uri)
     }
 
+    pub fn uri_of(&self, module: &str) -> Option<Uri> {
+        uri_of(self.root.as_deref(), module)
+    }
+
     pub fn load_disk(&mut self) {
         let Some(root) = self.root.clone() else {
             return;
@@ -103,14 +107,15 @@ impl View {
         self.texts.get(module).map(|t| t.as_str())
     }
     pub fn uri_of(&self, module: &str) -> Option<Uri> {
-        match &self.root {
-            Some(root) => Uri::from_file_path(root.join(module)),
-            None => Uri::from_file_path(Path::new("/").join(module)),
-        }
+        uri_of(self.root.as_deref(), module)
     }
     pub fn module_name(&self, uri: &Uri) -> String {
         module_name(self.root.as_deref(), uri)
     }
+}
+
+fn uri_of(root: Option<&Path>, module: &str) -> Option<Uri> {
+    Uri::from_file_path(root.unwrap_or(Path::new("/")).join(module))
 }
 
 fn module_name(root: Option<&Path>, uri: &Uri) -> String {

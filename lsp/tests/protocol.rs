@@ -9,7 +9,7 @@
 mod common;
 
 use common::{Client, pos_of};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -201,15 +201,41 @@ fn bad_input_gets_errors_and_the_server_keeps_serving() {
     assert!(r["result"].is_array());
 }
 
+/// (line, UTF-16 column) of a byte offset.
+fn lc(text: &str, at: usize) -> (u32, u32) {
+    let line = text[..at].matches('\n').count() as u32;
+    let start = text[..at].rfind('\n').map_or(0, |j| j + 1);
+    (line, text[start..at].encode_utf16().count() as u32)
+}
+
+fn codes(d: &[Value]) -> Vec<String> {
+    d.iter()
+        .map(|x| x["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn fresh_codes(file: &str, text: &str) -> Vec<String> {
+    let mut files = std::collections::BTreeMap::new();
+    files.insert(file.to_owned(), text.to_owned());
+    weir_compiler::check(&files)
+        .iter()
+        .map(|d| d.code.as_str().to_owned())
+        .collect()
+}
+
 #[test]
-fn diagnostics_after_random_edits_equal_a_fresh_check() {
+fn diagnostics_after_random_edits_and_their_undo_equal_a_fresh_check() {
     let base = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello/pipeline.weir"),
     )
     .unwrap();
     let mut c = Client::start("edits", &[("pipeline.weir", &base)]);
     c.open("pipeline.weir", &base);
-    let _ = c.diagnostics("pipeline.weir", 1);
+    assert!(c.diagnostics("pipeline.weir", 1).is_empty());
+    let (hl, hc) = pos_of(&base, "${greet.greeting}");
+    let hc = hc + 2;
+    let hover_before = c.at("textDocument/hover", "pipeline.weir", hl, hc)["result"].clone();
+    assert!(hover_before.is_object());
     let mut text = base.clone();
     let mut seed: u64 = 7;
     let mut next = move || {
@@ -218,35 +244,101 @@ fn diagnostics_after_random_edits_equal_a_fresh_check() {
         seed ^= seed << 17;
         seed
     };
-    for v in 2..40 {
+    // 1000 ranged edits (insertions and deletions, some of multi-byte
+    // text), each remembered with its inverse.
+    let mut undo: Vec<(usize, usize, String)> = Vec::new();
+    let mut version = 1;
+    for _ in 0..1000 {
         let mut at = (next() as usize) % (text.len() + 1);
         while !text.is_char_boundary(at) {
             at -= 1;
         }
-        match next() % 3 {
-            0 => text.insert_str(
-                at,
-                ["x", "{", "}", "\"", " ", "step", "é"][(next() % 7) as usize],
-            ),
-            1 => {
-                let mut end = (at + 1 + (next() as usize) % 8).min(text.len());
-                while !text.is_char_boundary(end) {
-                    end += 1;
-                }
-                text.replace_range(at..end, "");
-            }
-            _ => text = base.clone(),
+        let mut end = if next() % 2 == 0 {
+            at
+        } else {
+            (at + 1 + (next() as usize) % 6).min(text.len())
+        };
+        while !text.is_char_boundary(end) {
+            end += 1;
         }
-        c.change("pipeline.weir", v, &text);
+        let insert = ["x", "{", "}", "\"", " ", "step", "é🎉", "\n", ""][(next() % 9) as usize];
+        let (from, to) = (lc(&text, at), lc(&text, end));
+        version += 1;
+        c.edit("pipeline.weir", version, from, to, insert);
+        let removed = text[at..end].to_owned();
+        text.replace_range(at..end, insert);
+        undo.push((at, at + insert.len(), removed));
     }
-    let got = c.diagnostics("pipeline.weir", 39);
-    let mut files = std::collections::BTreeMap::new();
-    files.insert("pipeline.weir".to_owned(), text.clone());
-    let fresh = weir_compiler::check(&files);
-    let codes: Vec<String> = fresh.iter().map(|d| d.code.as_str().to_owned()).collect();
-    let got_codes: Vec<String> = got
-        .iter()
-        .map(|d| d["code"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(got_codes, codes);
+    let got = c.diagnostics("pipeline.weir", version);
+    assert_eq!(codes(&got), fresh_codes("pipeline.weir", &text));
+    // Undo them all, newest first: back to the clean original.
+    while let Some((a, b, old)) = undo.pop() {
+        let (from, to) = (lc(&text, a), lc(&text, b));
+        version += 1;
+        c.edit("pipeline.weir", version, from, to, &old);
+        text.replace_range(a..b, &old);
+    }
+    assert_eq!(text, base);
+    assert!(c.diagnostics("pipeline.weir", version).is_empty());
+    let hover_after = c.at("textDocument/hover", "pipeline.weir", hl, hc)["result"].clone();
+    assert_eq!(hover_after, hover_before);
+}
+
+#[test]
+fn a_panic_is_an_error_answer_or_an_internal_diagnostic_and_serving_goes_on() {
+    let text = "pipeline ci {\n  let b = step \"b\" { run: \"x\" }\n  step \"c\" { run: \"y\", after: [b] }\n}\n";
+    let (l, col) = pos_of(text, "b]");
+    // A panic while answering a request: an internal error, then business as usual.
+    let mut c = Client::start_with_env(
+        "panic-hover",
+        &[("ci.weir", text)],
+        &[("WEIR_LSP_FAULT", "hover")],
+    );
+    c.open("ci.weir", text);
+    assert!(c.diagnostics("ci.weir", 1).is_empty());
+    let h = c.at("textDocument/hover", "ci.weir", l, col);
+    assert_eq!(h["error"]["code"], -32603, "{h}");
+    let d = c.at("textDocument/definition", "ci.weir", l, col);
+    assert!(d["result"].is_object(), "{d}");
+    c.change("ci.weir", 2, &text.replace("[b]", "[bb]"));
+    assert_eq!(codes(&c.diagnostics("ci.weir", 2)), vec!["E0101"]);
+    // A panic while checking: an internal-error diagnostic; requests still work.
+    let mut c = Client::start_with_env(
+        "panic-diag",
+        &[("ci.weir", text)],
+        &[("WEIR_LSP_FAULT", "diagnostics")],
+    );
+    c.open("ci.weir", text);
+    let d = c.diagnostics("ci.weir", 1);
+    assert_eq!(codes(&d), vec!["E9001"]);
+    assert!(d[0]["message"].as_str().unwrap().contains("internal error"));
+    let h = c.at("textDocument/hover", "ci.weir", l, col);
+    assert!(
+        h["result"]["contents"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("b: Step"),
+        "{h}"
+    );
+}
+
+#[test]
+fn files_changed_on_disk_are_picked_up() {
+    let main = "use \"lib.weir\" as lib\npipeline ci {\n  let b = lib.build()\n}\n";
+    let mut c = Client::start("disk", &[("ci.weir", main), ("lib.weir", LIB)]);
+    c.open("ci.weir", main);
+    assert!(c.diagnostics("ci.weir", 1).is_empty());
+    // Another tool renames the function on disk; the editor reports it.
+    std::fs::write(
+        c.root.join("lib.weir"),
+        LIB.replace("pub fn build", "pub fn compile"),
+    )
+    .unwrap();
+    c.notes.clear();
+    let uri = c.uri("lib.weir");
+    c.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({ "changes": [{ "uri": uri, "type": 2 }] }),
+    );
+    assert_eq!(codes(&c.diagnostics("ci.weir", 1)), vec!["E0108"]);
 }

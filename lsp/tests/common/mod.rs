@@ -30,6 +30,9 @@ pub fn frame(v: &Value) -> Vec<u8> {
 
 impl Client {
     pub fn start(name: &str, files: &[(&str, &str)]) -> Client {
+        Client::start_with_env(name, files, &[])
+    }
+    pub fn start_with_env(name: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> Client {
         let root = std::env::temp_dir().join(format!("weir-lsp-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
@@ -39,6 +42,7 @@ impl Client {
             std::fs::write(path, t).unwrap();
         }
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir-lsp"))
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -147,6 +151,11 @@ impl Client {
     pub fn change(&mut self, file: &str, version: i64, text: &str) {
         let uri = self.uri(file);
         self.notify("textDocument/didChange", json!({ "textDocument": { "uri": uri, "version": version }, "contentChanges": [{ "text": text }] }));
+    }
+    /// Replaces the UTF-16 range (line, column)..(line, column) with `text`.
+    pub fn edit(&mut self, file: &str, version: i64, from: (u32, u32), to: (u32, u32), text: &str) {
+        let uri = self.uri(file);
+        self.notify("textDocument/didChange", json!({ "textDocument": { "uri": uri, "version": version }, "contentChanges": [{ "range": { "start": { "line": from.0, "character": from.1 }, "end": { "line": to.0, "character": to.1 } }, "text": text }] }));
     }
     pub fn at(&mut self, method: &str, file: &str, line: u32, character: u32) -> Value {
         let uri = self.uri(file);
