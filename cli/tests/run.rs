@@ -786,3 +786,73 @@ fn ctrl_c_stops_steps_records_interrupted_and_resume_finishes() {
     assert_eq!(p.read("first.count"), "x\n");
     assert_eq!(p.read("second.out"), "done\n");
 }
+
+#[test]
+fn a_full_disk_while_storing_outputs_fails_the_run_cleanly_and_keeps_the_cache_consistent() {
+    let p = Project::new(
+        "fulldisk",
+        "pipeline ci {\n  let small = step \"small\" { run: \"echo hi > small.txt\", outputs: { f: file(\"small.txt\") } }\n  step \"big\" { run: \"head -c 8000000 /dev/urandom > big.bin\", outputs: { f: file(\"big.bin\") }, after: [small] }\n}\n",
+    );
+    std::fs::create_dir_all(&p.cache).unwrap();
+    // The cache on a 2 MiB tmpfs, in a private mount namespace (a user
+    // namespace makes this work without root); then the same cache with
+    // room to spare.
+    let script = r#"
+set -u
+cache="$1"; weir="$2"
+mount -t tmpfs -o size=2m tmpfs "$cache" || { echo "mount failed"; exit 3; }
+run() { "$weir" run --git-branch main --git-sha abc --log-format json; }
+run > first.json 2> first.err; echo "first=$?"
+echo "tmp=$(ls -A "$cache/weir/tmp" | wc -l)"
+"$weir" cache stats > stats.txt 2>&1; echo "stats=$?"
+mount -o remount,size=64m "$cache"
+run > second.json 2> second.err; echo "second=$?"
+"#;
+    let out = Command::new("unshare")
+        .args(["-rm", "sh", "-c", script, "sh"])
+        .arg(&p.cache)
+        .arg(env!("CARGO_BIN_EXE_weir"))
+        .current_dir(&p.dir)
+        .env("XDG_CACHE_HOME", &p.cache)
+        .env("CI", "true")
+        .stdin(Stdio::null())
+        .output()
+        .expect("`unshare` (util-linux) runs this test; tests/run.sh runs on Debian where it is installed");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        report.contains("first=1") && report.contains("tmp=0") && report.contains("stats=0"),
+        "{report}\n{}\n{}",
+        stderr(&out),
+        p.read("first.err")
+    );
+    let events = |f: &str| -> Vec<Value> {
+        p.read(f)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let first = events("first.json");
+    assert_eq!(finished(&first, "small")["status"], "succeeded");
+    let big = finished(&first, "big");
+    assert_eq!(big["status"], "failed");
+    let msg = big["message"].as_str().unwrap();
+    assert!(
+        msg.contains("cannot store output `f`") && msg.contains("No space left on device"),
+        "{msg}"
+    );
+    // The cache stayed consistent: the small step's entry is served, the
+    // big step is stored once there is room.
+    assert!(
+        report.contains("second=0"),
+        "{report}\n{}",
+        p.read("second.err")
+    );
+    let second = events("second.json");
+    assert_eq!(finished(&second, "small")["cached"], true);
+    assert_eq!(finished(&second, "big")["cached"], false);
+    assert_eq!(finished(&second, "big")["status"], "succeeded");
+    // And the run record says the first run failed.
+    let o = p.cmd(&["runs"]).output().unwrap();
+    let runs = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(runs.contains("failed"), "{runs}");
+}
