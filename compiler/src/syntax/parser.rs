@@ -198,261 +198,257 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
     impl Parser<'src, I, Stmt, X> + Clone,
     impl Parser<'src, I, TypeExpr, X> + Clone,
 ) {
-    let mut expr = Recursive::declare();
-    let mut block = Recursive::declare();
-    let ty = type_expr(expr.clone()).boxed();
+    // Expressions contain blocks and blocks contain expressions. Each is
+    // built with `recursive`, whose handle on itself is weak, and the inner
+    // block refers to the expression weakly too, so no parser keeps itself
+    // alive in a reference cycle (which leaked on every parse). The block
+    // and statement parsers handed back are built again outside, over the
+    // finished expression parser.
+    let expr = recursive(|expr| {
+        let (_, block, _) = stmt_and_block::<I, X, _>(expr.clone());
+        let require = require_clause(expr.clone());
 
-    let require = kw(Kw::Require)
-        .ignore_then(expr.clone())
-        .then_ignore(kw(Kw::Else))
-        .then(expr.clone())
-        .map_with(|(cond, message), e| Require {
-            cond,
-            message,
-            span: sp(e.span()),
+        let field_init = field_name()
+            .then_ignore(p(P::Colon))
+            .then(expr.clone())
+            .map(|(name, value)| FieldInit { name, value });
+
+        let if_expr = recursive(|if_expr| {
+            kw(Kw::If)
+                .ignore_then(expr.clone())
+                .then(block.clone())
+                .then(
+                    kw(Kw::Else)
+                        .ignore_then(choice((
+                            block.clone(),
+                            if_expr.map(|e: Expr| {
+                                let span = e.span;
+                                Block {
+                                    stmts: vec![Stmt::Expr(e)],
+                                    span,
+                                }
+                            }),
+                        )))
+                        .or_not(),
+                )
+                .map_with(|((cond, then), els), e| Expr {
+                    kind: ExprKind::If {
+                        cond: Box::new(cond),
+                        then,
+                        els,
+                    },
+                    span: sp(e.span()),
+                })
+                .boxed()
         });
 
-    let field_init = field_name()
-        .then_ignore(p(P::Colon))
-        .then(expr.clone())
-        .map(|(name, value)| FieldInit { name, value });
-
-    let if_expr = recursive(|if_expr| {
-        kw(Kw::If)
-            .ignore_then(expr.clone())
-            .then(block.clone())
-            .then(
-                kw(Kw::Else)
-                    .ignore_then(choice((
-                        block.clone(),
-                        if_expr.map(|e: Expr| {
-                            let span = e.span;
-                            Block {
-                                stmts: vec![Stmt::Expr(e)],
-                                span,
-                            }
-                        }),
-                    )))
-                    .or_not(),
-            )
-            .map_with(|((cond, then), els), e| Expr {
-                kind: ExprKind::If {
-                    cond: Box::new(cond),
-                    then,
-                    els,
-                },
-                span: sp(e.span()),
-            })
-            .boxed()
-    });
-
-    let pattern = choice((
-        select! { Tok::Ident(n) = e if &*n == "_" => Pattern::Wildcard(sp(e.span())) },
-        ident()
-            .separated_by(p(P::Dot))
+        let pattern = choice((
+            select! { Tok::Ident(n) = e if &*n == "_" => Pattern::Wildcard(sp(e.span())) },
+            ident()
+                .separated_by(p(P::Dot))
+                .at_least(1)
+                .collect::<Vec<_>>()
+                .map_with(|path, e| Pattern::Path(path, sp(e.span()))),
+            string_lit(expr.clone()).map(Pattern::Literal),
+            select! {
+                Tok::Int(i) = e => Pattern::Literal(Expr { kind: ExprKind::Int(i), span: sp(e.span()) }),
+                Tok::Kw(Kw::True) = e => Pattern::Literal(Expr { kind: ExprKind::Bool(true), span: sp(e.span()) }),
+                Tok::Kw(Kw::False) = e => Pattern::Literal(Expr { kind: ExprKind::Bool(false), span: sp(e.span()) }),
+            },
+        ));
+        let arm = pattern
+            .separated_by(p(P::Pipe))
             .at_least(1)
             .collect::<Vec<_>>()
-            .map_with(|path, e| Pattern::Path(path, sp(e.span()))),
-        string_lit(expr.clone()).map(Pattern::Literal),
-        select! {
-            Tok::Int(i) = e => Pattern::Literal(Expr { kind: ExprKind::Int(i), span: sp(e.span()) }),
-            Tok::Kw(Kw::True) = e => Pattern::Literal(Expr { kind: ExprKind::Bool(true), span: sp(e.span()) }),
-            Tok::Kw(Kw::False) = e => Pattern::Literal(Expr { kind: ExprKind::Bool(false), span: sp(e.span()) }),
-        },
-    ));
-    let arm = pattern
-        .separated_by(p(P::Pipe))
-        .at_least(1)
-        .collect::<Vec<_>>()
-        .then_ignore(p(P::FatArrow))
-        .then(expr.clone())
-        .map(|(patterns, body)| MatchArm { patterns, body });
-    let match_expr = kw(Kw::Match)
-        .ignore_then(expr.clone())
-        .then(
-            arm.separated_by(seps())
-                .allow_trailing()
-                .collect::<Vec<_>>()
-                .delimited_by(p(P::LBrace), p(P::RBrace))
-                .recover_with(via_parser(nested_delimiters(
-                    Tok::P(P::LBrace),
-                    Tok::P(P::RBrace),
-                    [
-                        (Tok::P(P::LParen), Tok::P(P::RParen)),
-                        (Tok::P(P::LBracket), Tok::P(P::RBracket)),
-                    ],
-                    |_| Vec::new(),
-                ))),
-        )
-        .map_with(|(scrutinee, arms), e| Expr {
-            kind: ExprKind::Match {
-                scrutinee: Box::new(scrutinee),
-                arms,
-            },
-            span: sp(e.span()),
-        });
-
-    let for_expr = kw(Kw::For)
-        .ignore_then(ident())
-        .then_ignore(kw(Kw::In))
-        .then(expr.clone())
-        .then(block.clone())
-        .map_with(|((var, iter), body), e| Expr {
-            kind: ExprKind::For {
-                var,
-                iter: Box::new(iter),
-                body,
-            },
-            span: sp(e.span()),
-        });
-
-    enum NodeItem {
-        Field(FieldInit),
-        Require(Require),
-    }
-    let node_kind = select! {
-        Tok::Kw(Kw::Step) => NodeKind::Step,
-        Tok::Kw(Kw::Gate) => NodeKind::Gate,
-        Tok::Kw(Kw::Approval) => NodeKind::Approval,
-    };
-    let node_item = choice((
-        require.clone().map(NodeItem::Require),
-        field_init.clone().map(NodeItem::Field),
-    ));
-    let node_body = node_item
-        .separated_by(seps())
-        .allow_leading()
-        .allow_trailing()
-        .collect::<Vec<_>>()
-        .delimited_by(p(P::LBrace), p(P::RBrace))
-        .map_with(|items, e| (items, sp(e.span())))
-        .recover_with(via_parser(nested_delimiters(
-            Tok::P(P::LBrace),
-            Tok::P(P::RBrace),
-            [
-                (Tok::P(P::LParen), Tok::P(P::RParen)),
-                (Tok::P(P::LBracket), Tok::P(P::RBracket)),
-            ],
-            |s| (Vec::new(), sp(s)),
-        )));
-    let node_expr = node_kind.then(expr.clone()).then(node_body).map_with(
-        |((kind, name), (items, body_span)), e| {
-            let mut fields = Vec::new();
-            let mut requires = Vec::new();
-            for it in items {
-                match it {
-                    NodeItem::Field(f) => fields.push(f),
-                    NodeItem::Require(r) => requires.push(r),
-                }
-            }
-            Expr {
-                kind: ExprKind::Node {
-                    kind,
-                    name: Box::new(name),
-                    fields,
-                    requires,
-                    body_span,
+            .then_ignore(p(P::FatArrow))
+            .then(expr.clone())
+            .map(|(patterns, body)| MatchArm { patterns, body });
+        let match_expr = kw(Kw::Match)
+            .ignore_then(expr.clone())
+            .then(
+                arm.separated_by(seps())
+                    .allow_trailing()
+                    .collect::<Vec<_>>()
+                    .delimited_by(p(P::LBrace), p(P::RBrace))
+                    .recover_with(via_parser(nested_delimiters(
+                        Tok::P(P::LBrace),
+                        Tok::P(P::RBrace),
+                        [
+                            (Tok::P(P::LParen), Tok::P(P::RParen)),
+                            (Tok::P(P::LBracket), Tok::P(P::RBracket)),
+                        ],
+                        |_| Vec::new(),
+                    ))),
+            )
+            .map_with(|(scrutinee, arms), e| Expr {
+                kind: ExprKind::Match {
+                    scrutinee: Box::new(scrutinee),
+                    arms,
                 },
                 span: sp(e.span()),
-            }
-        },
-    );
+            });
 
-    let list = expr
-        .clone()
-        .separated_by(p(P::Comma))
-        .allow_trailing()
-        .collect::<Vec<_>>()
-        .delimited_by(p(P::LBracket), p(P::RBracket))
-        .map_with(|items, e| Expr {
-            kind: ExprKind::List(items),
-            span: sp(e.span()),
-        })
-        .recover_with(via_parser(nested_delimiters(
-            Tok::P(P::LBracket),
-            Tok::P(P::RBracket),
-            [
-                (Tok::P(P::LParen), Tok::P(P::RParen)),
-                (Tok::P(P::LBrace), Tok::P(P::RBrace)),
-            ],
-            |s| Expr::error(sp(s)),
-        )));
+        let for_expr = kw(Kw::For)
+            .ignore_then(ident())
+            .then_ignore(kw(Kw::In))
+            .then(expr.clone())
+            .then(block.clone())
+            .map_with(|((var, iter), body), e| Expr {
+                kind: ExprKind::For {
+                    var,
+                    iter: Box::new(iter),
+                    body,
+                },
+                span: sp(e.span()),
+            });
 
-    let record = field_init
-        .clone()
-        .separated_by(seps())
-        .allow_trailing()
-        .collect::<Vec<_>>()
-        .delimited_by(p(P::LBrace), p(P::RBrace))
-        .map_with(|fields, e| Expr {
-            kind: ExprKind::Record(fields),
+        enum NodeItem {
+            Field(FieldInit),
+            Require(Require),
+        }
+        let node_kind = select! {
+            Tok::Kw(Kw::Step) => NodeKind::Step,
+            Tok::Kw(Kw::Gate) => NodeKind::Gate,
+            Tok::Kw(Kw::Approval) => NodeKind::Approval,
+        };
+        let node_item = choice((
+            require.clone().map(NodeItem::Require),
+            field_init.clone().map(NodeItem::Field),
+        ));
+        let node_body = node_item
+            .separated_by(seps())
+            .allow_leading()
+            .allow_trailing()
+            .collect::<Vec<_>>()
+            .delimited_by(p(P::LBrace), p(P::RBrace))
+            .map_with(|items, e| (items, sp(e.span())))
+            .recover_with(via_parser(nested_delimiters(
+                Tok::P(P::LBrace),
+                Tok::P(P::RBrace),
+                [
+                    (Tok::P(P::LParen), Tok::P(P::RParen)),
+                    (Tok::P(P::LBracket), Tok::P(P::RBracket)),
+                ],
+                |s| (Vec::new(), sp(s)),
+            )));
+        let node_expr = node_kind.then(expr.clone()).then(node_body).map_with(
+            |((kind, name), (items, body_span)), e| {
+                let mut fields = Vec::new();
+                let mut requires = Vec::new();
+                for it in items {
+                    match it {
+                        NodeItem::Field(f) => fields.push(f),
+                        NodeItem::Require(r) => requires.push(r),
+                    }
+                }
+                Expr {
+                    kind: ExprKind::Node {
+                        kind,
+                        name: Box::new(name),
+                        fields,
+                        requires,
+                        body_span,
+                    },
+                    span: sp(e.span()),
+                }
+            },
+        );
+
+        let list = expr
+            .clone()
+            .separated_by(p(P::Comma))
+            .allow_trailing()
+            .collect::<Vec<_>>()
+            .delimited_by(p(P::LBracket), p(P::RBracket))
+            .map_with(|items, e| Expr {
+                kind: ExprKind::List(items),
+                span: sp(e.span()),
+            })
+            .recover_with(via_parser(nested_delimiters(
+                Tok::P(P::LBracket),
+                Tok::P(P::RBracket),
+                [
+                    (Tok::P(P::LParen), Tok::P(P::RParen)),
+                    (Tok::P(P::LBrace), Tok::P(P::RBrace)),
+                ],
+                |s| Expr::error(sp(s)),
+            )));
+
+        let record = field_init
+            .clone()
+            .separated_by(seps())
+            .allow_trailing()
+            .collect::<Vec<_>>()
+            .delimited_by(p(P::LBrace), p(P::RBrace))
+            .map_with(|fields, e| Expr {
+                kind: ExprKind::Record(fields),
+                span: sp(e.span()),
+            });
+
+        let paren = expr
+            .clone()
+            .delimited_by(p(P::LParen), p(P::RParen))
+            .map_with(|inner, e| Expr {
+                kind: ExprKind::Paren(Box::new(inner)),
+                span: sp(e.span()),
+            })
+            .recover_with(via_parser(nested_delimiters(
+                Tok::P(P::LParen),
+                Tok::P(P::RParen),
+                [
+                    (Tok::P(P::LBracket), Tok::P(P::RBracket)),
+                    (Tok::P(P::LBrace), Tok::P(P::RBrace)),
+                ],
+                |s| Expr::error(sp(s)),
+            )));
+
+        let literal = select! {
+            Tok::Int(i) => ExprKind::Int(i),
+            Tok::Duration(d) => ExprKind::Duration(d),
+            Tok::Size(s) => ExprKind::Size(s),
+            Tok::Percent(x) => ExprKind::Percent(x),
+            Tok::Kw(Kw::True) => ExprKind::Bool(true),
+            Tok::Kw(Kw::False) => ExprKind::Bool(false),
+            Tok::Kw(Kw::None) => ExprKind::None,
+            Tok::Ident(n) => ExprKind::Name(n.to_string()),
+            // The lexer reported the bad token already: stand in quietly.
+            Tok::Error => ExprKind::Error,
+        }
+        .map_with(|kind, e| Expr {
+            kind,
             span: sp(e.span()),
         });
 
-    let paren = expr
-        .clone()
-        .delimited_by(p(P::LParen), p(P::RParen))
-        .map_with(|inner, e| Expr {
-            kind: ExprKind::Paren(Box::new(inner)),
-            span: sp(e.span()),
-        })
-        .recover_with(via_parser(nested_delimiters(
-            Tok::P(P::LParen),
-            Tok::P(P::RParen),
-            [
-                (Tok::P(P::LBracket), Tok::P(P::RBracket)),
-                (Tok::P(P::LBrace), Tok::P(P::RBrace)),
-            ],
-            |s| Expr::error(sp(s)),
-        )));
+        // Ordered by how often each starts an expression in real pipelines.
+        let atom = choice((
+            literal,
+            string_lit(expr.clone()),
+            node_expr,
+            list,
+            record,
+            paren,
+            for_expr.clone(),
+            if_expr.clone(),
+            match_expr,
+        ))
+        .labelled("an expression")
+        .boxed();
 
-    let literal = select! {
-        Tok::Int(i) => ExprKind::Int(i),
-        Tok::Duration(d) => ExprKind::Duration(d),
-        Tok::Size(s) => ExprKind::Size(s),
-        Tok::Percent(x) => ExprKind::Percent(x),
-        Tok::Kw(Kw::True) => ExprKind::Bool(true),
-        Tok::Kw(Kw::False) => ExprKind::Bool(false),
-        Tok::Kw(Kw::None) => ExprKind::None,
-        Tok::Ident(n) => ExprKind::Name(n.to_string()),
-        // The lexer reported the bad token already: stand in quietly.
-        Tok::Error => ExprKind::Error,
-    }
-    .map_with(|kind, e| Expr {
-        kind,
-        span: sp(e.span()),
-    });
+        enum Post {
+            Field(Ident),
+            Call(Vec<Arg>),
+        }
+        let post = choice((
+            p(P::Dot).ignore_then(field_name()).map(Post::Field),
+            args(expr.clone()).map(Post::Call),
+        ));
 
-    // Ordered by how often each starts an expression in real pipelines.
-    let atom = choice((
-        literal,
-        string_lit(expr.clone()),
-        node_expr,
-        list,
-        record,
-        paren,
-        for_expr.clone(),
-        if_expr.clone(),
-        match_expr,
-    ))
-    .labelled("an expression")
-    .boxed();
-
-    enum Post {
-        Field(Ident),
-        Call(Vec<Arg>),
-    }
-    let post = choice((
-        p(P::Dot).ignore_then(field_name()).map(Post::Field),
-        args(expr.clone()).map(Post::Call),
-    ));
-
-    let bin =
-        |l: Expr, op: BinOp, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, X>| Expr {
-            kind: ExprKind::Binary(op, Box::new(l), Box::new(r)),
-            span: sp(e.span()),
-        };
-    let pratt = atom
+        let bin =
+            |l: Expr, op: BinOp, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, X>| Expr {
+                kind: ExprKind::Binary(op, Box::new(l), Box::new(r)),
+                span: sp(e.span()),
+            };
+        atom
         .pratt((
             postfix(
                 10,
@@ -502,10 +498,88 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
             infix(left(2), select! { Tok::P(P::OrOr) => BinOp::Or }, bin),
             infix(left(1), select! { Tok::P(P::QQ) => BinOp::Coalesce }, bin),
         ))
-        .boxed();
-    expr.define(pratt);
+        .boxed()
+    });
+    let (stmt, block, ty) = stmt_and_block::<I, X, _>(expr.clone());
+    (expr, block, stmt, ty)
+}
 
-    // Statements.
+/// `require COND else MESSAGE`
+fn require_clause<'src, I, X, E>(expr: E) -> impl Parser<'src, I, Require, X> + Clone
+where
+    I: ValueInput<'src, Token = Tok, Span = SimpleSpan>,
+    X: Extra<'src, I>,
+    E: Parser<'src, I, Expr, X> + Clone + 'src,
+{
+    kw(Kw::Require)
+        .ignore_then(expr.clone())
+        .then_ignore(kw(Kw::Else))
+        .then(expr)
+        .map_with(|(cond, message), e| Require {
+            cond,
+            message,
+            span: sp(e.span()),
+        })
+}
+
+/// Statements, blocks and type expressions over an expression parser.
+#[allow(clippy::type_complexity)]
+fn stmt_and_block<'src, I, X, E>(
+    expr: E,
+) -> (
+    impl Parser<'src, I, Stmt, X> + Clone,
+    impl Parser<'src, I, Block, X> + Clone,
+    impl Parser<'src, I, TypeExpr, X> + Clone,
+)
+where
+    I: ValueInput<'src, Token = Tok, Span = SimpleSpan>,
+    X: Extra<'src, I>,
+    E: Parser<'src, I, Expr, X> + Clone + 'src,
+{
+    let ty = type_expr(expr.clone()).boxed();
+    let block = recursive(|block| {
+        let stmt = stmt_parser(expr.clone(), block, ty.clone());
+        stmt.separated_by(seps())
+            .allow_leading()
+            .allow_trailing()
+            .collect::<Vec<_>>()
+            .delimited_by(p(P::LBrace), p(P::RBrace))
+            .map_with(|stmts, e| Block {
+                stmts,
+                span: sp(e.span()),
+            })
+            .recover_with(via_parser(nested_delimiters(
+                Tok::P(P::LBrace),
+                Tok::P(P::RBrace),
+                [
+                    (Tok::P(P::LParen), Tok::P(P::RParen)),
+                    (Tok::P(P::LBracket), Tok::P(P::RBracket)),
+                ],
+                |s| Block {
+                    stmts: Vec::new(),
+                    span: sp(s),
+                },
+            )))
+            .boxed()
+    });
+    let stmt = stmt_parser(expr, block.clone(), ty.clone());
+    (stmt, block, ty)
+}
+
+/// One statement: `let`, `stage`, `require` or an expression.
+fn stmt_parser<'src, I, X, E, B, T>(
+    expr: E,
+    block: B,
+    ty: T,
+) -> impl Parser<'src, I, Stmt, X> + Clone
+where
+    I: ValueInput<'src, Token = Tok, Span = SimpleSpan>,
+    X: Extra<'src, I>,
+    E: Parser<'src, I, Expr, X> + Clone + 'src,
+    B: Parser<'src, I, Block, X> + Clone + 'src,
+    T: Parser<'src, I, TypeExpr, X> + Clone + 'src,
+{
+    let require = require_clause(expr.clone());
     let let_decl = kw(Kw::Let)
         .ignore_then(ident())
         .then(p(P::Colon).ignore_then(ty.clone()).or_not())
@@ -531,38 +605,11 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
         require.map(Stmt::Require),
         expr.clone().map(Stmt::Expr),
     ));
-    let stmt = stmt
-        .recover_with(skip_then_retry_until(
-            any().ignored(),
-            one_of([Tok::P(P::RBrace)]).ignored().rewind(),
-        ))
-        .boxed();
-    block.define(
-        stmt.clone()
-            .separated_by(seps())
-            .allow_leading()
-            .allow_trailing()
-            .collect::<Vec<_>>()
-            .delimited_by(p(P::LBrace), p(P::RBrace))
-            .map_with(|stmts, e| Block {
-                stmts,
-                span: sp(e.span()),
-            })
-            .recover_with(via_parser(nested_delimiters(
-                Tok::P(P::LBrace),
-                Tok::P(P::RBrace),
-                [
-                    (Tok::P(P::LParen), Tok::P(P::RParen)),
-                    (Tok::P(P::LBracket), Tok::P(P::RBracket)),
-                ],
-                |s| Block {
-                    stmts: Vec::new(),
-                    span: sp(s),
-                },
-            )))
-            .boxed(),
-    );
-    (expr, block, stmt, ty)
+    stmt.recover_with(skip_then_retry_until(
+        any().ignored(),
+        one_of([Tok::P(P::RBrace)]).ignored().rewind(),
+    ))
+    .boxed()
 }
 
 fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>()
