@@ -149,9 +149,14 @@ impl History {
         Ok(())
     }
 
+    /// Writes and commits at once, together with the open batch: one
+    /// commit (one set of WAL frames) rather than one for the batch and one
+    /// for this row.
     fn exec(&self, sql: &str, p: impl rusqlite::Params) -> Result<(), String> {
+        self.begin_batch()?;
+        let written = self.write(sql, p);
         self.flush()?;
-        self.write(sql, p)
+        written
     }
 
     fn write(&self, sql: &str, p: impl rusqlite::Params) -> Result<(), String> {
@@ -222,7 +227,10 @@ impl History {
         exit_code: Option<i32>,
         duration_ms: u64,
     ) -> Result<(), String> {
-        self.exec(
+        // Committed with the step's finished row, which always follows: a
+        // step's attempts and its result land together or not at all.
+        self.begin_batch()?;
+        self.write(
             "INSERT OR REPLACE INTO attempts (run_id, node, attempt, status, exit_code, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![run, node, attempt, status, exit_code, duration_ms as i64],
         )

