@@ -111,12 +111,12 @@ fn hover_shows_signature_type_and_docs() {
     let mut c = Client::start("f-hover", &[("ci.weir", MAIN), ("lib.weir", LIB)]);
     let (text, line, col, r) = at_cursor(&mut c, "textDocument/hover", "ci.weir", &src);
     let mut out = mark(&text, line, col, col + 1, "cursor");
-    out.push_str(r["result"]["contents"]["value"].as_str().unwrap());
+    out.push_str(common::hover_text(&r));
     out.push_str("\n\n");
     let (l, col) = common::pos_of(&text, "Env.dev");
     let r = c.at("textDocument/hover", "ci.weir", l, col);
     out.push_str(&mark(&text, l, col, col + 1, "cursor"));
-    out.push_str(r["result"]["contents"]["value"].as_str().unwrap());
+    out.push_str(common::hover_text(&r));
     snap("hover", out);
 }
 

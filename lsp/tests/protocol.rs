@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Client, pos_of};
+use common::{Client, hover_text, pos_of};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::Path;
@@ -47,22 +47,10 @@ fn hover_definition_references_rename_across_files() {
     assert!(c.diagnostics("ci.weir", 1).is_empty());
     let (l, col) = pos_of(main, "b.bin");
     let h = c.at("textDocument/hover", "ci.weir", l, col);
-    assert!(
-        h["result"]["contents"]["value"]
-            .as_str()
-            .unwrap()
-            .contains("b: Step"),
-        "{h}"
-    );
+    assert!(hover_text(&h).contains("b: Step"), "{h}");
     let (l, col) = pos_of(main, "lib.build");
     let h = c.at("textDocument/hover", "ci.weir", l, col);
-    assert!(
-        h["result"]["contents"]["value"]
-            .as_str()
-            .unwrap()
-            .contains("module"),
-        "{h}"
-    );
+    assert!(hover_text(&h).contains("module"), "{h}");
     // Definition of the local `b`.
     let (l, col) = pos_of(main, "b.bin");
     let d = c.at("textDocument/definition", "ci.weir", l, col);
@@ -96,7 +84,7 @@ fn hover_shows_doc_comments_and_signatures() {
     let _ = c.diagnostics("ci.weir", 1);
     let (l, col) = pos_of(main, "Env.dev");
     let h = c.at("textDocument/hover", "ci.weir", l, col);
-    let v = h["result"]["contents"]["value"].as_str().unwrap();
+    let v = hover_text(&h);
     assert!(
         v.contains("enum Env { dev, prod }") && v.contains("Where to deploy."),
         "{v}"
@@ -313,13 +301,7 @@ fn a_panic_is_an_error_answer_or_an_internal_diagnostic_and_serving_goes_on() {
     assert_eq!(codes(&d), vec!["E9001"]);
     assert!(d[0]["message"].as_str().unwrap().contains("internal error"));
     let h = c.at("textDocument/hover", "ci.weir", l, col);
-    assert!(
-        h["result"]["contents"]["value"]
-            .as_str()
-            .unwrap()
-            .contains("b: Step"),
-        "{h}"
-    );
+    assert!(hover_text(&h).contains("b: Step"), "{h}");
 }
 
 #[test]

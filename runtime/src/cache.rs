@@ -67,12 +67,20 @@ pub struct ActionResult {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        let _ = write!(s, "{b:02x}");
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
     s
+}
+
+/// Whether `dest` already holds exactly the recorded file.
+fn in_place(dest: &Path, f: &FileEntry) -> bool {
+    std::fs::metadata(dest)
+        .is_ok_and(|m| m.is_file() && m.len() == f.size && is_executable(&m) == f.executable)
+        && std::fs::read(dest).is_ok_and(|b| sha256(&b) == f.digest)
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
@@ -371,23 +379,32 @@ impl Cache {
     /// Restores an action's outputs under `project`. Every blob is verified
     /// before anything is written; on a corrupt or missing blob nothing is
     /// restored and `Ok(false)` is returned (a miss).
-    pub fn restore(&self, result: &ActionResult, project: &Path) -> io::Result<bool> {
+    /// Puts a result's outputs in place in the project and returns its
+    /// log; `None` when a blob it needs is missing or corrupt (a miss).
+    /// Files already in place with the recorded content are left alone
+    /// without reading their blobs, which keeps a no-op rerun cheap.
+    pub fn restore(&self, result: &ActionResult, project: &Path) -> io::Result<Option<Vec<u8>>> {
+        let Some(log) = self.read_blob(&result.log_digest) else {
+            return Ok(None);
+        };
         let mut blobs: Vec<(PathBuf, Vec<u8>, bool)> = Vec::new();
         for o in &result.outputs {
             for f in &o.files {
-                let Some(bytes) = self.read_blob(&f.digest) else {
-                    return Ok(false);
-                };
                 let dest = if f.path.is_empty() {
                     project.join(&o.path)
                 } else {
                     project.join(&o.path).join(&f.path)
                 };
+                // A directory output is rebuilt whole below, so every one
+                // of its files is written.
+                if o.kind != "dir" && in_place(&dest, f) {
+                    continue;
+                }
+                let Some(bytes) = self.read_blob(&f.digest) else {
+                    return Ok(None);
+                };
                 blobs.push((dest, bytes, f.executable));
             }
-        }
-        if self.read_blob(&result.log_digest).is_none() {
-            return Ok(false);
         }
         for o in &result.outputs {
             if o.kind == "dir" {
@@ -399,12 +416,6 @@ impl Cache {
             }
         }
         for (dest, bytes, exec) in blobs {
-            if std::fs::metadata(&dest)
-                .is_ok_and(|m| m.len() == bytes.len() as u64 && is_executable(&m) == exec)
-                && std::fs::read(&dest).is_ok_and(|b| b == bytes)
-            {
-                continue;
-            }
             if let Some(dir) = dest.parent() {
                 std::fs::create_dir_all(dir)?;
             }
@@ -413,7 +424,7 @@ impl Cache {
             set_executable(&tmp, exec)?;
             std::fs::rename(&tmp, &dest)?;
         }
-        Ok(true)
+        Ok(Some(log))
     }
 
     pub fn stats(&self) -> Stats {
@@ -611,7 +622,7 @@ mod tests {
         };
         c.put_action("k", &a).unwrap();
         let got = c.get_action("k").unwrap();
-        assert!(c.restore(&got, &dir).unwrap());
+        assert!(c.restore(&got, &dir).unwrap().is_some());
         assert_eq!(std::fs::read(dir.join("restored.bin")).unwrap(), big);
     }
 

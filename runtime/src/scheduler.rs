@@ -403,7 +403,7 @@ async fn run_async(
                         c.get_action(key).and_then(|a| {
                             c.restore(&a, &opts.project_dir)
                                 .ok()
-                                .filter(|ok| *ok)
+                                .flatten()
                                 .map(|_| Some((key.clone(), a)))
                         })
                     })
@@ -1596,10 +1596,10 @@ fn cache_hit(
     material["inputs"] = serde_json::json!(inputs);
     let key = sha256(material.to_string().as_bytes());
     let a = cache.get_action(&key)?;
-    if a.exit_code != 0 || !cache.restore(&a, &shared.opts.project_dir).unwrap_or(false) {
+    if a.exit_code != 0 {
         return None;
     }
-    let log = cache.read_blob(&a.log_digest).unwrap_or_default();
+    let log = cache.restore(&a, &shared.opts.project_dir).ok().flatten()?;
     let text = String::from_utf8_lossy(&log);
     for line in text.lines() {
         shared.sink.event(&crate::events::Event::Log {

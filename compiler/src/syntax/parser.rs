@@ -315,22 +315,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
             require.clone().map(NodeItem::Require),
             field_init.clone().map(NodeItem::Field),
         ));
-        let node_body = node_item
-            .separated_by(seps())
-            .allow_leading()
-            .allow_trailing()
-            .collect::<Vec<_>>()
-            .delimited_by(p(P::LBrace), p(P::RBrace))
-            .map_with(|items, e| (items, sp(e.span())))
-            .recover_with(via_parser(nested_delimiters(
-                Tok::P(P::LBrace),
-                Tok::P(P::RBrace),
-                [
-                    (Tok::P(P::LParen), Tok::P(P::RParen)),
-                    (Tok::P(P::LBracket), Tok::P(P::RBracket)),
-                ],
-                |s| (Vec::new(), sp(s)),
-            )));
+        let node_body = braced_items(node_item);
         let node_expr = node_kind.then(expr.clone()).then(node_body).map_with(
             |((kind, name), (items, body_span)), e| {
                 let mut fields = Vec::new();
@@ -502,6 +487,31 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
     });
     let (stmt, block, ty) = stmt_and_block::<I, X, _>(expr.clone());
     (expr, block, stmt, ty)
+}
+
+/// `{ item, item … }`: the items and the span of the braces. A group that
+/// does not parse becomes an empty list over the group.
+fn braced_items<'src, I, X, T, Item>(item: Item) -> impl Parser<'src, I, (Vec<T>, Span), X> + Clone
+where
+    I: ValueInput<'src, Token = Tok, Span = SimpleSpan>,
+    X: Extra<'src, I>,
+    Item: Parser<'src, I, T, X> + Clone + 'src,
+{
+    item.separated_by(seps())
+        .allow_leading()
+        .allow_trailing()
+        .collect::<Vec<_>>()
+        .delimited_by(p(P::LBrace), p(P::RBrace))
+        .map_with(|items, e| (items, sp(e.span())))
+        .recover_with(via_parser(nested_delimiters(
+            Tok::P(P::LBrace),
+            Tok::P(P::RBrace),
+            [
+                (Tok::P(P::LParen), Tok::P(P::RParen)),
+                (Tok::P(P::LBracket), Tok::P(P::RBracket)),
+            ],
+            |s| (Vec::new(), sp(s)),
+        )))
 }
 
 /// `require COND else MESSAGE`
@@ -758,27 +768,10 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'s
         .or_not()
         .then_ignore(kw(Kw::Pipeline))
         .then(ident())
-        .then(
-            choice((
-                trigger.map(PipeItem::Trigger),
-                stmt.clone().map(PipeItem::Stmt),
-            ))
-            .separated_by(seps())
-            .allow_leading()
-            .allow_trailing()
-            .collect::<Vec<_>>()
-            .delimited_by(p(P::LBrace), p(P::RBrace))
-            .map_with(|items, e| (items, sp(e.span())))
-            .recover_with(via_parser(nested_delimiters(
-                Tok::P(P::LBrace),
-                Tok::P(P::RBrace),
-                [
-                    (Tok::P(P::LParen), Tok::P(P::RParen)),
-                    (Tok::P(P::LBracket), Tok::P(P::RBracket)),
-                ],
-                |s| (Vec::new(), sp(s)),
-            ))),
-        )
+        .then(braced_items(choice((
+            trigger.map(PipeItem::Trigger),
+            stmt.clone().map(PipeItem::Stmt),
+        ))))
         .map(|((is_default, name), (items, span))| {
             let mut triggers = Vec::new();
             let mut stmts = Vec::new();

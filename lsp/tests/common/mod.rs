@@ -175,6 +175,13 @@ impl Drop for Client {
     }
 }
 
+/// The markdown of a hover answer.
+pub fn hover_text(h: &Value) -> &str {
+    h["result"]["contents"]["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not a hover: {h}"))
+}
+
 /// (line, UTF-16 column) of the first occurrence of `needle`.
 pub fn pos_of(text: &str, needle: &str) -> (u32, u32) {
     let i = text.find(needle).unwrap();
