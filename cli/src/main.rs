@@ -2,8 +2,9 @@
 //! sets the exit code. Exit codes: 0 success, 1 diagnostics with errors,
 //! 2 usage or IO problems.
 
-/// mimalloc: the compiler allocates many small tree nodes; measured faster
-/// than the system allocator on the benchmarks.
+/// mimalloc: the language server answers from several threads, and with
+/// glibc's per-thread arenas it kept 610 MB on a 10,000-step file against
+/// 275 MB with mimalloc (`cargo bench -p weir-lsp --bench latency`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -9,9 +9,6 @@ use std::time::{Duration, Instant};
 use weir_compiler::eval::EvalInput;
 use weir_compiler::plan::Context;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn vm_hwm_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
