@@ -10,15 +10,7 @@ use weir_compiler::eval::EvalInput;
 use weir_compiler::plan::Context;
 
 fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    weir_compiler::generated::proc_status_kib(None, "VmHWM:").unwrap_or(0)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

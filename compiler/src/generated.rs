@@ -1,5 +1,6 @@
-//! Generated pipelines of any size, for benchmarks (compiler, language
-//! server, runtime) to share one shape.
+//! Support for benchmarks and memory tests: generated pipelines of any size
+//! (the compiler and language-server benchmarks share one shape) and the
+//! process's memory figures.
 
 /// A pipeline of `n` steps in layers of 50: each step reads an output of a
 /// step in the layer before, has env, a matrix-like name and a condition.
@@ -19,4 +20,19 @@ pub fn pipeline(n: usize) -> String {
     }
     s.push_str("}\n");
     s
+}
+
+/// A `kB` field of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`), for the
+/// benchmarks and tests that report memory; `None` for this process.
+pub fn proc_status_kib(pid: Option<u32>, field: &str) -> Option<u64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/status"),
+        None => "/proc/self/status".to_owned(),
+    };
+    std::fs::read_to_string(path).ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    })
 }

@@ -2,15 +2,7 @@
 //! edit for hours, so a few kilobytes kept per parse would add up.
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .expect("VmRSS in /proc/self/status")
+    weir_compiler::generated::proc_status_kib(None, "VmRSS:").expect("VmRSS in /proc/self/status")
 }
 
 #[test]

@@ -24,15 +24,7 @@ fn percentile(v: &mut [Duration], p: f64) -> f64 {
 }
 
 fn proc_kib(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    weir_compiler::generated::proc_status_kib(Some(pid), key).unwrap_or(0)
 }
 
 fn main() {
