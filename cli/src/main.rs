@@ -284,17 +284,7 @@ pub(crate) fn context(args: &PlanArgs) -> Context {
 }
 
 fn read_context(args: &PlanArgs) -> Context {
-    let git = |a: &[&str]| -> Option<String> {
-        let out = std::process::Command::new("git")
-            .args(a)
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-            .filter(|s| !s.is_empty())
-    };
+    use run::git;
     Context {
         git_branch: args
             .git_branch

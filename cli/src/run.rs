@@ -139,7 +139,8 @@ pub fn store_plan(args: &PlanArgs, plan: &weir_compiler::plan::Plan) {
     }
 }
 
-fn git(args: &[&str]) -> Option<String> {
+/// What `git ARGS` prints, trimmed; `None` when it fails or prints nothing.
+pub(crate) fn git(args: &[&str]) -> Option<String> {
     let out = std::process::Command::new("git")
         .args(args)
         .stderr(std::process::Stdio::null())

@@ -1695,22 +1695,14 @@ pub fn check_policies(program: &Program, plan: &Plan, diags: &mut Vec<Diagnostic
     if !has_policy {
         return;
     }
-    let by_id: HashMap<&str, usize> = plan
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.id.as_str(), i))
-        .collect();
     // Transitive dependencies, in node order (needs always point backwards).
     let mut deps: Vec<BTreeSet<usize>> = Vec::with_capacity(plan.nodes.len());
-    for n in &plan.nodes {
+    for needs in plan.need_indices() {
         let mut set = BTreeSet::new();
-        for need in &n.needs {
-            if let Some(&j) = by_id.get(need.as_str()) {
-                set.insert(j);
-                if j < deps.len() {
-                    set.extend(deps[j].iter().copied());
-                }
+        for j in needs {
+            set.insert(j);
+            if j < deps.len() {
+                set.extend(deps[j].iter().copied());
             }
         }
         deps.push(set);

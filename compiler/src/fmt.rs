@@ -241,15 +241,7 @@ impl Formatter<'_> {
             }
             ItemKind::Enum(e) => {
                 let has_docs = e.variants.iter().any(|v| v.doc.is_some());
-                let one = format!(
-                    "enum {} {{ {} }}",
-                    e.name.name,
-                    e.variants
-                        .iter()
-                        .map(|v| v.name.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                let one = e.one_line();
                 if !has_docs && one.len() <= WIDTH {
                     self.out.push_str(&one);
                 } else {

@@ -86,15 +86,7 @@ fn item_doc(checked: &Checked, def: &(String, Span)) -> Option<(String, String)>
                             .unwrap_or_default()
                     )
                 }
-                ItemKind::Enum(e) => format!(
-                    "enum {} {{ {} }}",
-                    e.name.name,
-                    e.variants
-                        .iter()
-                        .map(|v| v.name.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                ItemKind::Enum(e) => e.one_line(),
                 ItemKind::Param(p) => format!("param {}: {}", p.name.name, type_expr_text(&p.ty)),
                 _ => String::new(),
             };

@@ -222,20 +222,32 @@ impl Plan {
     }
 
     /// The dependency graph, for cycle checks, rendering and scheduling.
-    pub fn graph(&self) -> DiGraph<usize, ()> {
-        let mut g = DiGraph::new();
-        let idx: Vec<_> = (0..self.nodes.len()).map(|i| g.add_node(i)).collect();
-        let by_id: BTreeMap<&str, usize> = self
+    /// For each node, the indices of the nodes it needs (ids that name no
+    /// node are left out; [`Plan::validate`] reports them).
+    pub fn need_indices(&self) -> Vec<Vec<usize>> {
+        let by_id: std::collections::HashMap<&str, usize> = self
             .nodes
             .iter()
             .enumerate()
             .map(|(i, n)| (n.id.as_str(), i))
             .collect();
-        for (i, n) in self.nodes.iter().enumerate() {
-            for need in &n.needs {
-                if let Some(&j) = by_id.get(need.as_str()) {
-                    g.add_edge(idx[j], idx[i], ());
-                }
+        self.nodes
+            .iter()
+            .map(|n| {
+                n.needs
+                    .iter()
+                    .filter_map(|need| by_id.get(need.as_str()).copied())
+                    .collect()
+            })
+            .collect()
+    }
+
+    pub fn graph(&self) -> DiGraph<usize, ()> {
+        let mut g = DiGraph::new();
+        let idx: Vec<_> = (0..self.nodes.len()).map(|i| g.add_node(i)).collect();
+        for (i, needs) in self.need_indices().into_iter().enumerate() {
+            for j in needs {
+                g.add_edge(idx[j], idx[i], ());
             }
         }
         g

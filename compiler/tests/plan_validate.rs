@@ -1,6 +1,8 @@
 //! Plan invariants that the evaluator guarantees by construction are still
 //! checked for plans a host builds or edits through the API.
 
+mod common;
+
 use std::collections::BTreeMap;
 use weir_compiler::diagnostics::Code;
 use weir_compiler::eval::EvalInput;
@@ -37,24 +39,7 @@ fn plans_round_trip_through_json() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../examples")
             .join(dir);
-        let mut files = BTreeMap::new();
-        let mut stack = vec![root.clone()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.extension().is_some_and(|x| x == "weir") {
-                    files.insert(
-                        p.strip_prefix(&root)
-                            .unwrap()
-                            .to_string_lossy()
-                            .into_owned(),
-                        std::fs::read_to_string(&p).unwrap(),
-                    );
-                }
-            }
-        }
+        let files = common::load_fixture(&root);
         let (plan, diags) = weir_compiler::compile(&files, &EvalInput::default());
         assert!(diags.is_empty(), "{dir}: {diags:?}");
         let plan = plan.unwrap();

@@ -118,13 +118,11 @@ fn resolve_secret(name: &str, opts: &RunOptions) -> Option<String> {
 }
 
 /// Nodes selected by `--step` plus everything they need; all when none given.
-fn select(plan: &Plan, wanted: &[String]) -> Result<BTreeSet<usize>, RunError> {
-    let by_id: HashMap<&str, usize> = plan
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.id.as_str(), i))
-        .collect();
+fn select(
+    plan: &Plan,
+    needs: &[Vec<usize>],
+    wanted: &[String],
+) -> Result<BTreeSet<usize>, RunError> {
     if wanted.is_empty() {
         return Ok((0..plan.nodes.len())
             .filter(|&i| plan.nodes[i].rollback_for.is_none())
@@ -148,11 +146,7 @@ fn select(plan: &Plan, wanted: &[String]) -> Result<BTreeSet<usize>, RunError> {
     }
     while let Some(i) = stack.pop() {
         if out.insert(i) {
-            for need in &plan.nodes[i].needs {
-                if let Some(&j) = by_id.get(need.as_str()) {
-                    stack.push(j);
-                }
-            }
+            stack.extend(&needs[i]);
         }
     }
     Ok(out)
@@ -165,7 +159,8 @@ async fn run_async(
     sink: Arc<dyn EventSink>,
 ) -> Result<RunRecord, RunError> {
     let started = Instant::now();
-    let selected = select(plan, &opts.steps)?;
+    let needs = plan.need_indices();
+    let selected = select(plan, &needs, &opts.steps)?;
     // Secrets: resolved only for the steps that declare them.
     let mut secrets = BTreeMap::new();
     let mut needed: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -295,22 +290,12 @@ async fn run_async(
         started: Some(started_tx),
     });
     let n = plan.nodes.len();
-    let by_id: HashMap<&str, usize> = plan
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, nd)| (nd.id.as_str(), i))
-        .collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut waiting: Vec<usize> = vec![0; n];
     for &i in &selected {
-        for need in &plan.nodes[i].needs {
-            if let Some(&j) = by_id.get(need.as_str())
-                && selected.contains(&j)
-            {
-                dependents[j].push(i);
-                waiting[i] += 1;
-            }
+        for &j in needs[i].iter().filter(|j| selected.contains(j)) {
+            dependents[j].push(i);
+            waiting[i] += 1;
         }
     }
     // Critical path: nodes are in dependency order, so walk backwards.
@@ -320,8 +305,8 @@ async fn run_async(
             priority[i] = priority[i].max(priority[d] + 1);
         }
     }
-    let mut state: Vec<State> = vec![State::Pending; n];
-    let mut records: BTreeMap<usize, StepRecord> = BTreeMap::new();
+    let state: Vec<State> = vec![State::Pending; n];
+    let records: BTreeMap<usize, StepRecord> = BTreeMap::new();
     let mut facts = Facts::default();
     for nd in &plan.nodes {
         for o in &nd.outputs {
@@ -333,11 +318,19 @@ async fn run_async(
         }
     }
     let mut outputs: HashMap<String, Vec<OutputRecord>> = HashMap::new();
-    let mut ready: BinaryHeap<(u64, std::cmp::Reverse<usize>)> = selected
+    let ready: BinaryHeap<(u64, std::cmp::Reverse<usize>)> = selected
         .iter()
         .filter(|&&i| waiting[i] == 0)
         .map(|&i| (priority[i], std::cmp::Reverse(i)))
         .collect();
+    let mut prog = Progress {
+        dependents,
+        priority,
+        waiting,
+        ready,
+        state,
+        records,
+    };
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let mut running = tokio::task::JoinSet::new();
     let mut stopping = false;
@@ -349,7 +342,7 @@ async fn run_async(
 
     loop {
         while !stopping && running.len() < opts.jobs.max(1) {
-            let Some((_, std::cmp::Reverse(i))) = ready.pop() else {
+            let Some((_, std::cmp::Reverse(i))) = prog.ready.pop() else {
                 break;
             };
             let node = &plan.nodes[i];
@@ -370,28 +363,8 @@ async fn run_async(
                 }
             }
             if let Some(why) = skip_reason {
-                finish_inline(
-                    &shared,
-                    &history,
-                    &mut records,
-                    &mut state,
-                    i,
-                    "skipped",
-                    Some(why),
-                );
-                release(
-                    i,
-                    "skipped",
-                    plan,
-                    &dependents,
-                    &mut waiting,
-                    &mut ready,
-                    &priority,
-                    &mut state,
-                    &mut records,
-                    &shared,
-                    &history,
-                );
+                prog.finish_inline(&shared, &history, i, "skipped", Some(why));
+                prog.release(i, "skipped", plan, &shared, &history);
                 continue;
             }
             if let Some(key) = prior_steps.get(&node.id) {
@@ -451,7 +424,7 @@ async fn run_async(
                         exit_code: Some(0),
                         message: Some("finished by the interrupted run".into()),
                     });
-                    records.insert(
+                    prog.records.insert(
                         i,
                         record(
                             node,
@@ -464,20 +437,8 @@ async fn run_async(
                             Vec::new(),
                         ),
                     );
-                    state[i] = State::Done("succeeded".into());
-                    release(
-                        i,
-                        "succeeded",
-                        plan,
-                        &dependents,
-                        &mut waiting,
-                        &mut ready,
-                        &priority,
-                        &mut state,
-                        &mut records,
-                        &shared,
-                        &history,
-                    );
+                    prog.state[i] = State::Done("succeeded".into());
+                    prog.release(i, "succeeded", plan, &shared, &history);
                     continue;
                 }
             }
@@ -491,7 +452,7 @@ async fn run_async(
                     };
                     let status = if ok { "succeeded" } else { "failed" };
                     facts.status.insert(node.id.clone(), (ok, i32::from(!ok)));
-                    finish_inline(&shared, &history, &mut records, &mut state, i, status, msg);
+                    prog.finish_inline(&shared, &history, i, status, msg);
                     if !ok {
                         failed_any = true;
                         if !opts.keep_going {
@@ -499,23 +460,11 @@ async fn run_async(
                             let _ = cancel_tx.send(true);
                         }
                     }
-                    release(
-                        i,
-                        status,
-                        plan,
-                        &dependents,
-                        &mut waiting,
-                        &mut ready,
-                        &priority,
-                        &mut state,
-                        &mut records,
-                        &shared,
-                        &history,
-                    );
+                    prog.release(i, status, plan, &shared, &history);
                 }
                 _ => match prepare(&shared, node, &facts, &outputs) {
                     Ok(prep) => {
-                        state[i] = State::Running;
+                        prog.state[i] = State::Running;
                         // Cheap keys (no files to hash): look the cache up
                         // here, without a task and its thread hops.
                         if node.inputs.iter().all(|inp| inp.from.is_some())
@@ -530,37 +479,17 @@ async fn run_async(
                     }
                     Err(msg) => {
                         failed_any = true;
-                        finish_inline(
-                            &shared,
-                            &history,
-                            &mut records,
-                            &mut state,
-                            i,
-                            "failed",
-                            Some(msg),
-                        );
+                        prog.finish_inline(&shared, &history, i, "failed", Some(msg));
                         if !opts.keep_going {
                             stopping = true;
                             let _ = cancel_tx.send(true);
                         }
-                        release(
-                            i,
-                            "failed",
-                            plan,
-                            &dependents,
-                            &mut waiting,
-                            &mut ready,
-                            &priority,
-                            &mut state,
-                            &mut records,
-                            &shared,
-                            &history,
-                        );
+                        prog.release(i, "failed", plan, &shared, &history);
                     }
                 },
             }
         }
-        if running.is_empty() && done_now.is_empty() && (ready.is_empty() || stopping) {
+        if running.is_empty() && done_now.is_empty() && (prog.ready.is_empty() || stopping) {
             break;
         }
         let f = if let Some(f) = done_now.pop_front() {
@@ -602,7 +531,7 @@ async fn run_async(
         if let Some(a) = &f.result {
             learn(&mut facts, &mut outputs, node, a);
         }
-        records.insert(
+        prog.records.insert(
             f.idx,
             record(
                 node,
@@ -615,7 +544,7 @@ async fn run_async(
                 f.log_tail,
             ),
         );
-        state[f.idx] = State::Done(f.status.clone());
+        prog.state[f.idx] = State::Done(f.status.clone());
         if !ok {
             failed_any = true;
             if !opts.keep_going && !stopping {
@@ -623,33 +552,28 @@ async fn run_async(
                 let _ = cancel_tx.send(true);
             }
         }
-        release(
+        prog.release(
             f.idx,
             if ok { "succeeded" } else { &f.status },
             plan,
-            &dependents,
-            &mut waiting,
-            &mut ready,
-            &priority,
-            &mut state,
-            &mut records,
             &shared,
             &history,
         );
     }
     // What never started: cancelled (fail-fast or interrupt) or blocked.
     for &i in &selected {
-        if state[i] == State::Pending {
+        if prog.state[i] == State::Pending {
             let status = if interrupted {
                 "interrupted"
             } else {
                 "cancelled"
             };
-            finish_inline(&shared, &history, &mut records, &mut state, i, status, None);
+            prog.finish_inline(&shared, &history, i, status, None);
         }
     }
     // Rollbacks of failed stages.
-    let failed_stages: BTreeSet<String> = records
+    let failed_stages: BTreeSet<String> = prog
+        .records
         .values()
         .filter(|r| r.status == "failed" || r.status == "timed_out")
         .filter_map(|r| {
@@ -679,7 +603,7 @@ async fn run_async(
                             &f,
                             format!("rollback {}", f.status),
                         );
-                        records.insert(
+                        prog.records.insert(
                             i,
                             record(
                                 node,
@@ -694,15 +618,7 @@ async fn run_async(
                         );
                     }
                     Err(msg) => {
-                        finish_inline(
-                            &shared,
-                            &history,
-                            &mut records,
-                            &mut state,
-                            i,
-                            "failed",
-                            Some(msg),
-                        );
+                        prog.finish_inline(&shared, &history, i, "failed", Some(msg));
                     }
                 }
             }
@@ -722,13 +638,13 @@ async fn run_async(
         status: status.into(),
         duration_ms,
     });
-    let critical_path = critical_path(plan, &records);
+    let critical_path = critical_path(plan, &needs, &prog.records);
     Ok(RunRecord {
         run_id,
         pipeline: plan.pipeline.clone(),
         status: status.into(),
         duration_ms,
-        steps: records.into_values().collect(),
+        steps: prog.records.into_values().collect(),
         critical_path,
         resumed_from,
     })
@@ -817,87 +733,93 @@ fn report_finished(
     msg
 }
 
-fn finish_inline(
-    shared: &Shared,
-    history: &History,
-    records: &mut BTreeMap<usize, StepRecord>,
-    state: &mut [State],
-    i: usize,
-    status: &str,
-    message: Option<String>,
-) {
-    let node = &shared.plan.nodes[i];
-    let message = message.map(|m| shared.redactor.redact_str(&m));
-    history
-        .step_finished(
-            &shared.run_id,
-            &node.id,
-            &node.name,
-            status,
-            false,
-            0,
-            0,
-            None,
-            None,
-            message.as_deref(),
-        )
-        .ok();
-    if status != "cancelled" && status != "interrupted" {
-        shared.sink.event(&Event::StepFinished {
-            step: node.name.clone(),
-            status: status.into(),
-            cached: false,
-            duration_ms: 0,
-            attempt: 0,
-            exit_code: None,
-            message: message.clone(),
-        });
-    }
-    records.insert(
-        i,
-        record(node, status, false, 0, 0, None, message, Vec::new()),
-    );
-    state[i] = State::Done(status.into());
-}
-
 /// A node finished: its dependents become ready, or are blocked when it did
 /// not succeed.
 #[allow(clippy::too_many_arguments)]
-fn release(
-    i: usize,
-    status: &str,
-    plan: &Plan,
-    dependents: &[Vec<usize>],
-    waiting: &mut [usize],
-    ready: &mut BinaryHeap<(u64, std::cmp::Reverse<usize>)>,
-    priority: &[u64],
-    state: &mut [State],
-    records: &mut BTreeMap<usize, StepRecord>,
-    shared: &Shared,
-    history: &History,
-) {
-    let mut stack = vec![(i, status == "succeeded")];
-    while let Some((j, ok)) = stack.pop() {
-        for &d in &dependents[j] {
-            if state[d] != State::Pending {
-                continue;
-            }
-            if ok {
-                waiting[d] -= 1;
-                if waiting[d] == 0 {
-                    ready.push((priority[d], std::cmp::Reverse(d)));
+/// The run's progress through the DAG: what each node still waits for,
+/// which nodes are ready (longest remaining path first), and each node's
+/// state and record.
+struct Progress {
+    dependents: Vec<Vec<usize>>,
+    priority: Vec<u64>,
+    waiting: Vec<usize>,
+    ready: BinaryHeap<(u64, std::cmp::Reverse<usize>)>,
+    state: Vec<State>,
+    records: BTreeMap<usize, StepRecord>,
+}
+
+impl Progress {
+    /// Node `i` ended with `status`: its dependents become ready, or, when
+    /// it did not succeed, are blocked (skipped, after a skip) in turn.
+    fn release(&mut self, i: usize, status: &str, plan: &Plan, shared: &Shared, history: &History) {
+        let mut stack = vec![(i, status == "succeeded")];
+        while let Some((j, ok)) = stack.pop() {
+            for k in 0..self.dependents[j].len() {
+                let d = self.dependents[j][k];
+                if self.state[d] != State::Pending {
+                    continue;
                 }
-            } else {
-                let why = format!("`{}` did not succeed", plan.nodes[j].name);
-                let st = if status == "skipped" {
-                    "skipped"
+                if ok {
+                    self.waiting[d] -= 1;
+                    if self.waiting[d] == 0 {
+                        self.ready.push((self.priority[d], std::cmp::Reverse(d)));
+                    }
                 } else {
-                    "blocked"
-                };
-                finish_inline(shared, history, records, state, d, st, Some(why));
-                stack.push((d, false));
+                    let why = format!("`{}` did not succeed", plan.nodes[j].name);
+                    let st = if status == "skipped" {
+                        "skipped"
+                    } else {
+                        "blocked"
+                    };
+                    self.finish_inline(shared, history, d, st, Some(why));
+                    stack.push((d, false));
+                }
             }
         }
+    }
+
+    /// Ends node `i` without running it (skipped, blocked, cancelled, or
+    /// decided by the scheduler): its history row, event and record.
+    fn finish_inline(
+        &mut self,
+        shared: &Shared,
+        history: &History,
+        i: usize,
+        status: &str,
+        message: Option<String>,
+    ) {
+        let node = &shared.plan.nodes[i];
+        let message = message.map(|m| shared.redactor.redact_str(&m));
+        history
+            .step_finished(
+                &shared.run_id,
+                &node.id,
+                &node.name,
+                status,
+                false,
+                0,
+                0,
+                None,
+                None,
+                message.as_deref(),
+            )
+            .ok();
+        if status != "cancelled" && status != "interrupted" {
+            shared.sink.event(&Event::StepFinished {
+                step: node.name.clone(),
+                status: status.into(),
+                cached: false,
+                duration_ms: 0,
+                attempt: 0,
+                exit_code: None,
+                message: message.clone(),
+            });
+        }
+        self.records.insert(
+            i,
+            record(node, status, false, 0, 0, None, message, Vec::new()),
+        );
+        self.state[i] = State::Done(status.into());
     }
 }
 
@@ -1662,21 +1584,17 @@ fn tail(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn critical_path(plan: &Plan, records: &BTreeMap<usize, StepRecord>) -> Vec<String> {
-    let by_id: HashMap<&str, usize> = plan
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.id.as_str(), i))
-        .collect();
+fn critical_path(
+    plan: &Plan,
+    needs: &[Vec<usize>],
+    records: &BTreeMap<usize, StepRecord>,
+) -> Vec<String> {
     let mut best: Vec<(u64, Option<usize>)> = vec![(0, None); plan.nodes.len()];
-    for (i, n) in plan.nodes.iter().enumerate() {
+    for (i, needs) in needs.iter().enumerate() {
         let own = records.get(&i).map_or(0, |r| r.duration_ms);
         let mut from = (0, None);
-        for need in &n.needs {
-            if let Some(&j) = by_id.get(need.as_str())
-                && (best[j].0 > from.0 || from.1.is_none() && records.contains_key(&j))
-            {
+        for &j in needs {
+            if best[j].0 > from.0 || from.1.is_none() && records.contains_key(&j) {
                 from = (best[j].0, Some(j));
             }
         }

@@ -119,6 +119,14 @@ pub struct EnumDecl {
     pub variants: Vec<Variant>,
 }
 
+impl EnumDecl {
+    /// `enum Env { dev, prod }`: the declaration on one line.
+    pub fn one_line(&self) -> String {
+        let variants: Vec<&str> = self.variants.iter().map(|v| v.name.name.as_str()).collect();
+        format!("enum {} {{ {} }}", self.name.name, variants.join(", "))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FieldDecl {
     pub name: Ident,
