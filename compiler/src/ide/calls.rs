@@ -46,15 +46,26 @@ pub struct Signature {
 
 /// The call around `offset`, from the tokens of `text` before it.
 pub fn call_context(text: &str, offset: usize) -> Option<CallContext> {
+    call_context_from(text, 0, offset)
+}
+
+/// [`call_context`], lexing only from `start`, a token boundary at or
+/// before the statement that holds the cursor.
+fn call_context_from(text: &str, start: usize, offset: usize) -> Option<CallContext> {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;
     }
-    let lexed = lexer::lex("", &text[..offset]);
+    let start = if start <= offset && text.is_char_boundary(start) {
+        start
+    } else {
+        0
+    };
+    let lexed = lexer::lex("", &text[start..offset]);
     let toks: Vec<&Tok> = lexed
         .tokens
         .iter()
-        .filter(|(_, s)| (s.end as usize) <= offset)
+        .filter(|(_, s)| (s.end as usize) <= offset - start)
         .map(|(t, _)| t)
         .collect();
     // `name:` at the start of the argument that begins at token `k`.
@@ -133,6 +144,42 @@ fn callee_before(toks: &[&Tok]) -> Option<Vec<String>> {
     }
     path.reverse();
     Some(path)
+}
+
+/// Where to start lexing for the call around `offset`: the start of the
+/// last top-level item, or statement of a pipeline or function body, that
+/// begins at or before it. Keeps a keystroke in a large file from lexing
+/// everything above the cursor.
+fn statement_start(checked: &Checked, file: &str, offset: usize) -> usize {
+    use crate::syntax::{Block, ItemKind};
+    let Some(m) = checked.program.modules.get(file) else {
+        return 0;
+    };
+    let last_before = |b: &Block| {
+        b.stmts
+            .iter()
+            .map(|st| st.span().start as usize)
+            .take_while(|&s| s <= offset)
+            .last()
+    };
+    let Some(item) = m
+        .parsed
+        .module
+        .items
+        .iter()
+        .take_while(|i| i.span.start as usize <= offset)
+        .last()
+    else {
+        return 0;
+    };
+    let body = match &item.kind {
+        ItemKind::Pipeline(p) => Some(&p.body),
+        ItemKind::Fn(f) => Some(&f.body),
+        _ => None,
+    };
+    body.filter(|b| b.span.contains(offset))
+        .and_then(last_before)
+        .unwrap_or(item.span.start as usize)
 }
 
 /// The signature of the function `callee` names, seen from `file`.
@@ -225,7 +272,7 @@ pub fn signature_help(
     text: &str,
     offset: usize,
 ) -> Option<Signature> {
-    let cx = call_context(text, offset)?;
+    let cx = call_context_from(text, statement_start(checked, file, offset), offset)?;
     let mut sig = signature_of(checked, file, &cx.callee)?;
     sig.active = match &cx.current_name {
         Some(n) => sig.params.iter().position(|p| &p.name == n),
@@ -244,7 +291,7 @@ pub fn argument_completions(
     text: &str,
     offset: usize,
 ) -> Vec<Completion> {
-    let Some(cx) = call_context(text, offset) else {
+    let Some(cx) = call_context_from(text, statement_start(checked, file, offset), offset) else {
         return Vec::new();
     };
     if cx.current_name.is_some() {
@@ -276,7 +323,7 @@ pub fn missing_arguments_fix(
     if text.as_bytes().get(close) != Some(&b')') {
         return None;
     }
-    let cx = call_context(text, close)?;
+    let cx = call_context_from(text, statement_start(checked, file, close), close)?;
     let sig = signature_of(checked, file, &cx.callee)?;
     let before = text[..close].trim_end();
     let open_or_comma = before.ends_with('(') || before.ends_with(',');
