@@ -531,20 +531,9 @@ async fn run_async(
         if let Some(a) = &f.result {
             learn(&mut facts, &mut outputs, node, a);
         }
-        prog.records.insert(
-            f.idx,
-            record(
-                node,
-                &f.status,
-                f.cached,
-                f.duration_ms,
-                f.attempts.len() as u32,
-                f.exit_code,
-                msg,
-                f.log_tail,
-            ),
-        );
-        prog.state[f.idx] = State::Done(f.status.clone());
+        let (idx, status) = (f.idx, f.status.clone());
+        prog.records.insert(idx, f.into_record(node, msg));
+        prog.state[idx] = State::Done(status.clone());
         if !ok {
             failed_any = true;
             if !opts.keep_going && !stopping {
@@ -553,8 +542,8 @@ async fn run_async(
             }
         }
         prog.release(
-            f.idx,
-            if ok { "succeeded" } else { &f.status },
+            idx,
+            if ok { "succeeded" } else { &status },
             plan,
             &shared,
             &history,
@@ -603,19 +592,7 @@ async fn run_async(
                             &f,
                             format!("rollback {}", f.status),
                         );
-                        prog.records.insert(
-                            i,
-                            record(
-                                node,
-                                &f.status,
-                                f.cached,
-                                f.duration_ms,
-                                f.attempts.len() as u32,
-                                f.exit_code,
-                                msg,
-                                f.log_tail,
-                            ),
-                        );
+                        prog.records.insert(i, f.into_record(node, msg));
                     }
                     Err(msg) => {
                         prog.finish_inline(&shared, &history, i, "failed", Some(msg));
@@ -648,6 +625,22 @@ async fn run_async(
         critical_path,
         resumed_from,
     })
+}
+
+impl Finished {
+    /// The step's line in the run record (`msg` is the redacted message).
+    fn into_record(self, node: &Node, msg: Option<String>) -> StepRecord {
+        record(
+            node,
+            &self.status,
+            self.cached,
+            self.duration_ms,
+            self.attempts.len() as u32,
+            self.exit_code,
+            msg,
+            self.log_tail,
+        )
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -733,9 +726,6 @@ fn report_finished(
     msg
 }
 
-/// A node finished: its dependents become ready, or are blocked when it did
-/// not succeed.
-#[allow(clippy::too_many_arguments)]
 /// The run's progress through the DAG: what each node still waits for,
 /// which nodes are ready (longest remaining path first), and each node's
 /// state and record.
