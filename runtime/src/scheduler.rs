@@ -467,15 +467,21 @@ async fn run_async(
                         prog.state[i] = State::Running;
                         // Cheap keys (no files to hash): look the cache up
                         // here, without a task and its thread hops.
+                        let mut keyed = None;
                         if node.inputs.iter().all(|inp| inp.from.is_some())
-                            && let Some(f) = cache_hit(&shared, i, &prep, None, Instant::now())
+                            && let Ok(inputs) = input_digests(&shared, node, &prep.upstream_inputs)
                         {
-                            done_now.push_back(f);
-                            continue;
+                            let key = prep.action_key(&inputs);
+                            if let Some(f) = cache_hit(&shared, i, &key, Instant::now()) {
+                                done_now.push_back(f);
+                                continue;
+                            }
+                            // A miss: the step's task need not look again.
+                            keyed = Some(key);
                         }
                         let sh = shared.clone();
                         let rx = cancel_rx.clone();
-                        running.spawn(async move { execute_step(sh, i, prep, rx).await });
+                        running.spawn(async move { execute_step(sh, i, prep, keyed, rx).await });
                     }
                     Err(msg) => {
                         failed_any = true;
@@ -584,7 +590,7 @@ async fn run_async(
                     Ok(prep) => {
                         history.step_started(&run_id, &node.id, &node.name).ok();
                         let (_tx, rx) = watch::channel(false);
-                        let f = execute_step(shared.clone(), i, prep, rx).await;
+                        let f = execute_step(shared.clone(), i, prep, None, rx).await;
                         let msg = report_finished(
                             &shared,
                             &history,
@@ -997,6 +1003,15 @@ struct Prepared {
     outputs_dir: PathBuf,
 }
 
+impl Prepared {
+    /// The cache key: everything the step reads, with its inputs' digests.
+    fn action_key(&self, inputs: &[(String, String)]) -> String {
+        let mut material = self.key_material.clone();
+        material["inputs"] = serde_json::json!(inputs);
+        sha256(material.to_string().as_bytes())
+    }
+}
+
 fn prepare(
     shared: &Shared,
     node: &Node,
@@ -1191,10 +1206,13 @@ fn file_digest(shared: &Shared, path: &Path) -> std::io::Result<String> {
     Ok(d)
 }
 
+/// Runs one step. `keyed`: its action key when the scheduler already
+/// computed it and found no cache entry.
 async fn execute_step(
     shared: Arc<Shared>,
     idx: usize,
     prep: Prepared,
+    keyed: Option<String>,
     cancel: watch::Receiver<bool>,
 ) -> Finished {
     let started = Instant::now();
@@ -1211,35 +1229,38 @@ async fn execute_step(
         result: None,
         log_tail: Vec::new(),
     };
-    // The cache key.
-    let sh = shared.clone();
-    let node2 = node.clone();
-    let upstream = prep.upstream_inputs.clone();
-    // Hashing files may take a while: off the async workers, unless every
-    // input is an upstream output whose digest is already known.
-    let inputs = if node.inputs.iter().all(|i| i.from.is_some()) {
-        Ok(input_digests(&sh, &node2, &upstream))
-    } else {
-        tokio::task::spawn_blocking(move || input_digests(&sh, &node2, &upstream)).await
-    };
-    let inputs = match inputs {
-        Ok(Ok(i)) => i,
-        Ok(Err(e)) => {
-            fin.message = Some(e);
-            return fin;
+    let key = match keyed {
+        Some(k) => k,
+        None => {
+            let sh = shared.clone();
+            let node2 = node.clone();
+            let upstream = prep.upstream_inputs.clone();
+            // Hashing files may take a while: off the scheduler's thread,
+            // unless every input is an upstream output whose digest is known.
+            let inputs = if node.inputs.iter().all(|i| i.from.is_some()) {
+                Ok(input_digests(&sh, &node2, &upstream))
+            } else {
+                tokio::task::spawn_blocking(move || input_digests(&sh, &node2, &upstream)).await
+            };
+            let inputs = match inputs {
+                Ok(Ok(i)) => i,
+                Ok(Err(e)) => {
+                    fin.message = Some(e);
+                    return fin;
+                }
+                Err(e) => {
+                    fin.message = Some(format!("internal error hashing inputs: {e}"));
+                    return fin;
+                }
+            };
+            let key = prep.action_key(&inputs);
+            if let Some(hit) = cache_hit(&shared, idx, &key, started) {
+                return hit;
+            }
+            key
         }
-        Err(e) => {
-            fin.message = Some(format!("internal error hashing inputs: {e}"));
-            return fin;
-        }
     };
-    let mut material = prep.key_material.clone();
-    material["inputs"] = serde_json::json!(inputs);
-    let key = sha256(material.to_string().as_bytes());
     fin.action_key = Some(key.clone());
-    if let Some(hit) = cache_hit(&shared, idx, &prep, Some(&inputs), started) {
-        return hit;
-    }
     if node.outputs.iter().any(|o| o.kind == "value") {
         let _ = std::fs::remove_dir_all(&prep.outputs_dir);
         if let Err(e) = std::fs::create_dir_all(&prep.outputs_dir) {
@@ -1484,30 +1505,13 @@ async fn execute_step(
 
 /// A valid cached result for the step, restored into the project, if the
 /// store has one. `inputs` are the input digests when already computed.
-fn cache_hit(
-    shared: &Shared,
-    idx: usize,
-    prep: &Prepared,
-    inputs: Option<&[(String, String)]>,
-    started: Instant,
-) -> Option<Finished> {
+fn cache_hit(shared: &Shared, idx: usize, key: &str, started: Instant) -> Option<Finished> {
     let node = &shared.plan.nodes[idx];
     let cache = shared.cache.as_ref()?;
     if !(shared.opts.use_cache && node.cache) {
         return None;
     }
-    let computed;
-    let inputs = match inputs {
-        Some(i) => i,
-        None => {
-            computed = input_digests(shared, node, &prep.upstream_inputs).ok()?;
-            &computed
-        }
-    };
-    let mut material = prep.key_material.clone();
-    material["inputs"] = serde_json::json!(inputs);
-    let key = sha256(material.to_string().as_bytes());
-    let a = cache.get_action(&key)?;
+    let a = cache.get_action(key)?;
     if a.exit_code != 0 {
         return None;
     }
@@ -1531,7 +1535,7 @@ fn cache_hit(
         exit_code: Some(0),
         duration_ms: started.elapsed().as_millis() as u64,
         message: None,
-        action_key: Some(key),
+        action_key: Some(key.to_owned()),
         log_tail: tail(&text),
         result: Some(a),
     })
@@ -1624,23 +1628,19 @@ fn dry_run(shared: &Shared, selected: &BTreeSet<usize>) -> RunRecord {
                     match (prepare(shared, node, &facts, &outputs), &shared.cache) {
                         (Ok(prep), Some(cache)) => {
                             match input_digests(shared, node, &prep.upstream_inputs) {
-                                Ok(inputs) => {
-                                    let mut material = prep.key_material.clone();
-                                    material["inputs"] = serde_json::json!(inputs);
-                                    let key = sha256(material.to_string().as_bytes());
-                                    match cache.get_action(&key) {
-                                        Some(a)
-                                            if a.exit_code == 0
-                                                && a.outputs.iter().flat_map(|o| &o.files).all(
-                                                    |f| cache.read_blob(&f.digest).is_some(),
-                                                ) =>
-                                        {
-                                            learn(&mut facts, &mut outputs, node, &a);
-                                            true
-                                        }
-                                        _ => false,
+                                Ok(inputs) => match cache.get_action(&prep.action_key(&inputs)) {
+                                    Some(a)
+                                        if a.exit_code == 0
+                                            && a.outputs
+                                                .iter()
+                                                .flat_map(|o| &o.files)
+                                                .all(|f| cache.read_blob(&f.digest).is_some()) =>
+                                    {
+                                        learn(&mut facts, &mut outputs, node, &a);
+                                        true
                                     }
-                                }
+                                    _ => false,
+                                },
                                 Err(_) => false,
                             }
                         }
