@@ -5,6 +5,11 @@
 //! the size's own, and prints the median of several runs.
 
 use std::collections::BTreeMap;
+
+/// The allocator the `weir` and `weir-lsp` binaries ship with, so the
+/// figures are the ones a user of `weir check` sees.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 use weir_compiler::eval::EvalInput;
 use weir_compiler::plan::Context;

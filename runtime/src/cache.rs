@@ -9,15 +9,20 @@
 //! Concurrent processes share both safely. Every read re-hashes the blob: a
 //! corrupt blob is removed and reported as a miss, never served.
 //!
-//! Durability: nothing is fsynced one write at a time (that costs a disk
-//! flush per step); the scheduler calls [`Cache::sync`] once at the end of a
-//! run. A crash before that can leave a torn blob behind a complete name,
-//! which the read-time digest check turns into a miss, so integrity never
-//! depends on the flush.
+//! Index rows (small blobs, action results) are appended to this process's
+//! journal first and committed in batches, at the latest when the run ends
+//! ([`crate::journal`]); a process killed before that leaves them to the
+//! next opener, who commits them.
+//!
+//! Durability: nothing is fsynced (that costs a disk flush per step). A
+//! machine crash can leave a torn blob behind a complete name, which the
+//! read-time digest check turns into a miss, so integrity never depends on
+//! a flush.
 
+use crate::journal::Journal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,24 +102,67 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// of many trivial steps spends its time on.
 pub const INLINE_MAX: usize = 64 * 1024;
 
-#[derive(Debug)]
 pub struct Cache {
     root: PathBuf,
     index: std::sync::Mutex<rusqlite::Connection>,
     inline_max: usize,
+    /// Index rows written by this process and not yet committed, kept safe
+    /// by a journal until they are (see [`crate::journal`]).
+    pending: std::sync::Mutex<Pending>,
 }
 
-/// See [`Cache::group`].
-pub struct Group<'a> {
-    cache: &'a Cache,
-    began: bool,
+#[derive(Default)]
+struct Pending {
+    journal: Option<Journal>,
+    /// Set when the journal cannot be created: rows are committed at once.
+    no_journal: bool,
+    blobs: HashMap<String, Vec<u8>>,
+    actions: HashMap<String, String>,
 }
 
-impl Drop for Group<'_> {
+/// Journal records: a tag byte, the key's length (u32 LE), the key, the value.
+const REC_BLOB: u8 = 0;
+const REC_ACTION: u8 = 1;
+
+fn encode_rec(tag: u8, key: &str, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + key.len() + value.len());
+    out.push(tag);
+    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+fn decode_rec(rec: &[u8]) -> Option<(u8, &str, &[u8])> {
+    let (&tag, rest) = rec.split_first()?;
+    let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let key = std::str::from_utf8(rest.get(4..4 + len)?).ok()?;
+    Some((tag, key, rest.get(4 + len..)?))
+}
+
+fn insert_blob(c: &rusqlite::Connection, digest: &str, bytes: &[u8]) -> rusqlite::Result<()> {
+    c.prepare_cached("INSERT OR REPLACE INTO blobs (digest, bytes, at) VALUES (?1, ?2, ?3)")?
+        .execute(rusqlite::params![digest, bytes, now_secs()])
+        .map(|_| ())
+}
+
+fn insert_action(c: &rusqlite::Connection, key: &str, json: &str) -> rusqlite::Result<()> {
+    c.prepare_cached("INSERT OR REPLACE INTO actions (key, json, at) VALUES (?1, ?2, ?3)")?
+        .execute(rusqlite::params![key, json, now_secs()])
+        .map(|_| ())
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Cache {
     fn drop(&mut self) {
-        if self.began {
-            let _ = self.cache.db(|c| c.execute_batch("COMMIT"));
-        }
+        let _ = self.apply();
     }
 }
 
@@ -170,6 +218,19 @@ impl Cache {
              CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, bytes BLOB NOT NULL, at INTEGER NOT NULL);",
         )
         .map_err(db_err)?;
+        // Rows journalled by a `weir` that was killed before committing them.
+        crate::journal::recover(&root.join("journal"), |records| {
+            let tx = conn.unchecked_transaction()?;
+            for (tag, key, value) in records.iter().filter_map(|r| decode_rec(r)) {
+                match tag {
+                    REC_BLOB => insert_blob(&conn, key, value)?,
+                    REC_ACTION => insert_action(&conn, key, &String::from_utf8_lossy(value))?,
+                    _ => {}
+                }
+            }
+            tx.commit()
+        })
+        .map_err(db_err)?;
         let inline_max = std::env::var("WEIR_CACHE_INLINE_MAX")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -178,6 +239,7 @@ impl Cache {
             root: root.to_owned(),
             index: std::sync::Mutex::new(conn),
             inline_max,
+            pending: std::sync::Mutex::new(Pending::default()),
         })
     }
 
@@ -189,23 +251,60 @@ impl Cache {
         f(&conn).map_err(db_err)
     }
 
-    /// Groups the index writes that follow into one transaction, committed
-    /// when the guard drops (fewer commits per step). If another writer of
-    /// this process already has one open, the writes simply join it.
-    pub fn group(&self) -> Group<'_> {
-        let began = self.db(|c| c.execute_batch("BEGIN")).is_ok();
-        Group { cache: self, began }
+    fn pending(&self) -> io::Result<std::sync::MutexGuard<'_, Pending>> {
+        self.pending
+            .lock()
+            .map_err(|_| io::Error::other("cache journal lock poisoned"))
     }
 
-    /// Flushes everything written to the store's file system to disk.
-    pub fn sync(&self) {
-        if let Ok(f) = std::fs::File::open(&self.root) {
-            use std::os::fd::AsRawFd;
-            // SAFETY: syncfs(2) only reads the descriptor, which `f` keeps open.
-            unsafe {
-                libc::syncfs(f.as_raw_fd());
-            }
+    /// Journals an index row and keeps it for this process's reads; the
+    /// index itself follows within [`crate::journal::APPLY_EVERY`].
+    fn put_row(&self, tag: u8, key: &str, value: &[u8]) -> io::Result<()> {
+        let mut p = self.pending()?;
+        if p.journal.is_none() && !p.no_journal {
+            p.journal = Journal::create(&self.root.join("journal")).ok();
+            p.no_journal = p.journal.is_none();
         }
+        let due = match p.journal.as_mut() {
+            Some(j) => {
+                j.append(&encode_rec(tag, key, value))?;
+                j.due()
+            }
+            None => true,
+        };
+        if tag == REC_BLOB {
+            p.blobs.insert(key.to_owned(), value.to_vec());
+        } else {
+            p.actions
+                .insert(key.to_owned(), String::from_utf8_lossy(value).into_owned());
+        }
+        drop(p);
+        if due { self.apply() } else { Ok(()) }
+    }
+
+    /// Commits the journalled rows to the index in one transaction and
+    /// empties the journal.
+    pub fn apply(&self) -> io::Result<()> {
+        let mut p = self.pending()?;
+        if p.blobs.is_empty() && p.actions.is_empty() {
+            return Ok(());
+        }
+        self.db(|c| {
+            let tx = c.unchecked_transaction()?;
+            for (d, b) in &p.blobs {
+                insert_blob(c, d, b)?;
+            }
+            for (k, j) in &p.actions {
+                insert_action(c, k, j)?;
+            }
+            tx.commit()
+        })?;
+        p.blobs.clear();
+        p.actions.clear();
+        if let Some(j) = p.journal.as_mut() {
+            j.clear()?;
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -242,13 +341,7 @@ impl Cache {
     }
 
     fn put_inline(&self, digest: &str, bytes: &[u8]) -> io::Result<()> {
-        self.db(|c| {
-            c.prepare_cached(
-                "INSERT OR REPLACE INTO blobs (digest, bytes, at) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(rusqlite::params![digest, bytes, now_secs()])
-            .map(|_| ())
-        })
+        self.put_row(REC_BLOB, digest, bytes)
     }
 
     pub fn put_blob(&self, bytes: &[u8]) -> io::Result<String> {
@@ -322,6 +415,9 @@ impl Cache {
         if digest == EMPTY_DIGEST {
             return Some(Vec::new());
         }
+        if let Some(b) = self.pending().ok()?.blobs.get(digest) {
+            return Some(b.clone());
+        }
         let inline: Option<Vec<u8>> = self
             .db(|c| {
                 use rusqlite::OptionalExtension;
@@ -349,6 +445,9 @@ impl Cache {
     }
 
     pub fn get_action(&self, key: &str) -> Option<ActionResult> {
+        if let Some(json) = self.pending().ok()?.actions.get(key) {
+            return serde_json::from_str(json).ok();
+        }
         let json: Option<String> = self
             .db(|c| {
                 use rusqlite::OptionalExtension;
@@ -369,11 +468,7 @@ impl Cache {
 
     pub fn put_action(&self, key: &str, result: &ActionResult) -> io::Result<()> {
         let json = serde_json::to_string(result).map_err(io::Error::other)?;
-        self.db(|c| {
-            c.prepare_cached("INSERT OR REPLACE INTO actions (key, json, at) VALUES (?1, ?2, ?3)")?
-                .execute(rusqlite::params![key, json, now_secs()])
-                .map(|_| ())
-        })
+        self.put_row(REC_ACTION, key, json.as_bytes())
     }
 
     /// Restores an action's outputs under `project`. Every blob is verified
@@ -428,6 +523,7 @@ impl Cache {
     }
 
     pub fn stats(&self) -> Stats {
+        let _ = self.apply();
         let mut s = Stats::default();
         if let Ok((a, b, bytes)) = self.db(|c| {
             let a: i64 = c.query_row("SELECT COUNT(*) FROM actions", [], |r| r.get(0))?;
@@ -476,6 +572,7 @@ impl Cache {
     /// Anything written in the last `keep_recent` is kept, so a run in
     /// progress never loses what it just stored.
     pub fn gc(&self, max_bytes: u64, keep_recent: std::time::Duration) -> io::Result<Stats> {
+        self.apply()?;
         let cutoff = now_secs() - keep_recent.as_secs() as i64;
         let mut excess = self.stats().bytes.saturating_sub(max_bytes);
         let actions: Vec<(String, String, i64)> = self.db(|c| {
@@ -585,6 +682,7 @@ mod tests {
         let (c, _dir) = store("inline");
         let d = c.put_blob(b"hello").unwrap();
         assert_eq!(c.read_blob(&d).unwrap(), b"hello");
+        c.apply().unwrap();
         c.db(|x| {
             x.execute(
                 "UPDATE blobs SET bytes = ?1 WHERE digest = ?2",

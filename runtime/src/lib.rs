@@ -25,6 +25,7 @@ pub mod cond;
 pub mod events;
 pub mod exec;
 pub mod history;
+pub mod journal;
 pub mod redact;
 pub mod reports;
 mod scheduler;

@@ -614,6 +614,11 @@ async fn run_async(
     } else {
         "succeeded"
     };
+    // The cache's rows first: a run recorded as finished finds its
+    // results in the index.
+    if let Some(c) = &shared.cache {
+        c.apply().ok();
+    }
     history.finish_run(&run_id, status).ok();
     let duration_ms = started.elapsed().as_millis() as u64;
     sink.event(&Event::RunFinished {
@@ -1421,8 +1426,7 @@ async fn execute_step(
         }
         return fin;
     }
-    // Collect outputs into the store, in one index transaction.
-    let _group = shared.cache.as_ref().map(Cache::group);
+    // Collect outputs into the store.
     let mut result = ActionResult {
         exit_code: 0,
         reports,
