@@ -133,15 +133,30 @@ impl Executor for LocalExecutor {
                     c
                 }
             };
+            // One pipe for both streams, as a terminal would show them: the
+            // log keeps the order in which the step wrote, and a step costs
+            // one pipe and one reader rather than two.
+            let (reader, writer) = match std::io::pipe() {
+                Ok(p) => p,
+                Err(e) => return Outcome::FailedToStart(format!("cannot create a pipe: {e}")),
+            };
+            let stderr = match writer.try_clone() {
+                Ok(w) => w,
+                Err(e) => return Outcome::FailedToStart(format!("cannot create a pipe: {e}")),
+            };
             cmd.env_clear()
                 .envs(job.env.iter().map(|(k, v)| (k, v)))
                 .current_dir(&job.workdir)
                 .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
+                .stdout(writer)
+                .stderr(stderr)
                 .process_group(0)
                 .kill_on_drop(true);
-            let mut child = match cmd.spawn() {
+            let spawned = cmd.spawn();
+            // The command holds the pipe's write ends: close them here, or the
+            // reader would never see the end of the output.
+            drop(cmd);
+            let mut child = match spawned {
                 Ok(c) => c,
                 Err(e) => {
                     let what = match &job.launch {
@@ -164,34 +179,26 @@ impl Executor for LocalExecutor {
                 }
             };
             let pgid = child.id().map_or(0, |id| id as i32);
-            let mut readers = Vec::new();
-            for stream in [
-                child
-                    .stdout
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-                child
-                    .stderr
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                let tx = io.output.clone();
-                readers.push(tokio::spawn(async move {
-                    let mut stream = stream;
-                    let mut buf = vec![0u8; 16 * 1024];
-                    loop {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                let _ = tx.send(buf[..n].to_vec());
-                            }
+            let output = match tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into()) {
+                Ok(r) => r,
+                Err(e) => {
+                    signal_group(pgid, libc::SIGKILL);
+                    return Outcome::FailedToStart(format!("cannot read the step's output: {e}"));
+                }
+            };
+            let tx = io.output.clone();
+            let reader = tokio::spawn(async move {
+                let mut stream = output;
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let _ = tx.send(buf[..n].to_vec());
                         }
                     }
-                }));
-            }
+                }
+            });
             let deadline = job.timeout.map(|t| tokio::time::Instant::now() + t);
             let sleep_until = async {
                 match deadline {
@@ -239,9 +246,7 @@ impl Executor for LocalExecutor {
             }
             // Whatever the step left running in its group goes with it.
             signal_group(pgid, libc::SIGKILL);
-            for r in readers {
-                let _ = tokio::time::timeout(Duration::from_secs(5), r).await;
-            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
             outcome
         })
     }
