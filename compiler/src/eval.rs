@@ -17,7 +17,8 @@ use crate::plan::{
 };
 use crate::resolve::{Import, Program};
 use crate::syntax::*;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const MAX_CALL_DEPTH: usize = 128;
 
@@ -356,11 +357,11 @@ impl<'a> Eval<'a> {
         Eval {
             program,
             file: file.to_owned(),
-            scopes: vec![HashMap::new()],
-            lets: HashMap::new(),
-            params: HashMap::new(),
+            scopes: vec![HashMap::default()],
+            lets: HashMap::default(),
+            params: HashMap::default(),
             nodes: Vec::new(),
-            node_names: HashMap::new(),
+            node_names: HashMap::default(),
             ids: BTreeSet::new(),
             barriers: Vec::new(),
             stage: None,
@@ -584,7 +585,7 @@ impl Eval<'_> {
 
     fn in_module<T>(&mut self, module: &str, f: impl FnOnce(&mut Self) -> T) -> T {
         let saved = std::mem::replace(&mut self.file, module.to_owned());
-        let saved_scopes = std::mem::replace(&mut self.scopes, vec![HashMap::new()]);
+        let saved_scopes = std::mem::replace(&mut self.scopes, vec![HashMap::default()]);
         let r = f(self);
         self.file = saved;
         self.scopes = saved_scopes;
@@ -594,7 +595,7 @@ impl Eval<'_> {
     /// Evaluates a block; returns the value of its last expression.
     fn block(&mut self, b: &Block, new_scope: bool) -> V {
         if new_scope {
-            self.scopes.push(HashMap::new());
+            self.scopes.push(HashMap::default());
         }
         let barrier_mark = self.barriers.len();
         let mut last = V::Unit;
@@ -788,7 +789,8 @@ impl Eval<'_> {
                 };
                 let mut out = Vec::with_capacity(items.len());
                 for it in items {
-                    self.scopes.push(HashMap::from([(var.name.clone(), it)]));
+                    self.scopes
+                        .push(HashMap::from_iter([(var.name.clone(), it)]));
                     let v = self.block(body, true);
                     self.scopes.pop();
                     out.push(v);
@@ -1017,7 +1019,7 @@ impl Eval<'_> {
                 }
                 self.depth += 1;
                 let r = self.in_module(&module, |ev| {
-                    let mut scope = HashMap::new();
+                    let mut scope = HashMap::default();
                     for (i, p) in f.params.iter().enumerate() {
                         let v = match bound[i].take() {
                             Some(v) => v,
@@ -1744,7 +1746,7 @@ pub fn check_policies(program: &Program, plan: &Plan, diags: &mut Vec<Diagnostic
                         V::Bool(deps[i].iter().any(|&j| plan.nodes[j].kind == "gate")),
                     ),
                 ]);
-                ev.scopes = vec![HashMap::from([(p.binder.name.clone(), view)])];
+                ev.scopes = vec![HashMap::from_iter([(p.binder.name.clone(), view)])];
                 if let Some(f) = &p.filter
                     && ev.expr(f) != V::Bool(true)
                 {

@@ -117,14 +117,14 @@ pub fn hover(checked: &Checked, file: &str, offset: usize) -> Option<Hover> {
                     b.doc
                 ));
             } else {
-                md.push_str(&format!("```weir\n{}: {}\n```\n", r.name, r.ty));
+                md.push_str(&format!("```weir\n{}: {}\n```\n", r.name, r.ty()));
             }
         }
         _ => md.push_str(&format!(
             "```weir\n{} {}: {}\n```\n",
             if r.kind == "local" { "let" } else { r.kind },
             r.name,
-            r.ty
+            r.ty()
         )),
     }
     if let Some((_, d)) = doc.filter(|(_, d)| !d.is_empty()) {
@@ -568,7 +568,7 @@ pub fn completions(
             out.push(Completion {
                 label: r.name.clone(),
                 kind: "variable",
-                detail: r.ty.clone(),
+                detail: r.ty(),
             });
         }
     }

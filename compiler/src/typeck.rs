@@ -18,7 +18,7 @@ use crate::diagnostics::{Code, Diagnostic, Span, suggest};
 use crate::resolve::{Import, ModuleInfo, Program};
 use crate::syntax::*;
 use crate::types::*;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Step fields, their types and whether they accept run-time values.
 pub const STEP_FIELDS: &[&str] = &[
@@ -159,12 +159,19 @@ pub struct Reference {
     pub file: String,
     pub span: Span,
     pub name: String,
-    pub ty: String,
     pub typ: Ty,
     /// The defining occurrence: file and span of the name.
     pub def: Option<(String, Span)>,
     /// `local`, `param`, `let`, `fn`, `enum`, `type`, `module`, `builtin`.
     pub kind: &'static str,
+}
+
+impl Reference {
+    /// The type as hover shows it (written out only when asked: a large
+    /// file has tens of thousands of references).
+    pub fn ty(&self) -> String {
+        self.typ.to_string()
+    }
 }
 
 pub struct Checker<'a> {
@@ -188,9 +195,9 @@ pub fn check_program(program: &Program, diags: &mut Vec<Diagnostic>) -> Vec<Refe
         diags,
         file: String::new(),
         scopes: Vec::new(),
-        let_types: HashMap::new(),
-        fn_rets: HashMap::new(),
-        type_decls: HashMap::new(),
+        let_types: HashMap::default(),
+        fn_rets: HashMap::default(),
+        type_decls: HashMap::default(),
         depth: 0,
         refs: Vec::new(),
     };
@@ -200,9 +207,15 @@ pub fn check_program(program: &Program, diags: &mut Vec<Diagnostic>) -> Vec<Refe
             c.check_item(m, item);
         }
     }
-    c.refs.sort_by(|a, b| {
-        (&a.file, a.span.start, a.span.end).cmp(&(&b.file, b.span.start, b.span.end))
-    });
+    // Files are checked one after the other, in order, so each file's
+    // references are normally one run: sort each run by position rather
+    // than comparing file names in every comparison.
+    if !c.refs.is_sorted_by(|a, b| a.file <= b.file) {
+        c.refs.sort_by(|a, b| a.file.cmp(&b.file));
+    }
+    for run in c.refs.chunk_by_mut(|a, b| a.file == b.file) {
+        run.sort_by_key(|r| (r.span.start, r.span.end));
+    }
     c.refs.dedup_by(|a, b| a.file == b.file && a.span == b.span);
     c.refs
 }
@@ -281,7 +294,7 @@ impl<'a> Checker<'a> {
                 }
             }
             ItemKind::Enum(e) => {
-                let mut seen: HashMap<&str, Span> = HashMap::new();
+                let mut seen: HashMap<&str, Span> = HashMap::default();
                 for v in &e.variants {
                     if let Some(prev) = seen.insert(&v.name.name, v.name.span) {
                         let file = self.file.clone();
@@ -301,12 +314,12 @@ impl<'a> Checker<'a> {
                 for t in &p.triggers {
                     self.check_trigger(t);
                 }
-                self.scopes.push(HashMap::new());
+                self.scopes.push(HashMap::default());
                 self.block_stmts(&p.body, true);
                 self.scopes.pop();
             }
             ItemKind::Policy(p) => {
-                self.scopes.push(HashMap::new());
+                self.scopes.push(HashMap::default());
                 self.bind(&p.binder.name, Typed::plan(Ty::step_view()), p.binder.span);
                 if let Some(f) = &p.filter {
                     let t = self.expr(f, Some(&Ty::Bool));
@@ -361,7 +374,7 @@ impl<'a> Checker<'a> {
                 return;
             }
         };
-        let mut given: HashSet<&str> = HashSet::new();
+        let mut given: HashSet<&str> = HashSet::default();
         for (i, a) in t.args.iter().enumerate() {
             let (pname, pty) = match &a.name {
                 Some(n) => match params.iter().find(|(p, _)| *p == n.name) {
@@ -469,7 +482,6 @@ impl<'a> Checker<'a> {
             file: self.file.clone(),
             span: def,
             name: name.to_owned(),
-            ty: ty.ty.to_string(),
             typ: ty.ty.clone(),
             def: Some((self.file.clone(), def)),
             kind: "local",
@@ -491,7 +503,6 @@ impl<'a> Checker<'a> {
             file: self.file.clone(),
             span,
             name: name.to_owned(),
-            ty: ty.ty.to_string(),
             typ: ty.ty.clone(),
             def,
             kind,
@@ -803,7 +814,7 @@ impl<'a> Checker<'a> {
         }
         self.fn_rets.insert(key.clone(), None);
         let t = self.with_module(module, |c| {
-            c.scopes.push(HashMap::new());
+            c.scopes.push(HashMap::default());
             for p in &f.params {
                 let ty = c.resolve_type(&p.ty);
                 c.bind(&p.name.name, Typed::plan(ty), p.name.span);
@@ -1012,7 +1023,7 @@ impl<'a> Checker<'a> {
 
     /// Checks a block's statements; returns the type of its last expression.
     fn block_stmts(&mut self, b: &Block, registers: bool) -> Typed {
-        self.scopes.push(HashMap::new());
+        self.scopes.push(HashMap::default());
         let t = self.block_stmts_here(b, registers);
         self.scopes.pop();
         t
@@ -1235,7 +1246,7 @@ impl<'a> Checker<'a> {
                         Ty::Error
                     }
                 };
-                self.scopes.push(HashMap::new());
+                self.scopes.push(HashMap::default());
                 self.bind(&var.name, Typed::plan(elem), var.span);
                 let b = self.block_stmts(body, false);
                 self.scopes.pop();
@@ -1298,7 +1309,7 @@ impl<'a> Checker<'a> {
     }
 
     fn record(&mut self, fields: &[FieldInit], span: Span, expected: Option<&Ty>) -> Typed {
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut seen: HashMap<&str, Span> = HashMap::default();
         let exp_fields = match expected {
             Some(Ty::Record { fields, .. }) => Some(fields.clone()),
             _ => None,
@@ -1769,7 +1780,7 @@ impl<'a> Checker<'a> {
             Ty::Enum(en) => Some((en.clone(), self.enum_variants(en))),
             _ => None,
         };
-        let mut covered: HashSet<String> = HashSet::new();
+        let mut covered: HashSet<String> = HashSet::default();
         let mut wildcard = false;
         let mut result: Option<Ty> = None;
         let mut rt = false;
@@ -2280,7 +2291,7 @@ impl<'a> Checker<'a> {
             NodeKind::Gate => GATE_FIELDS,
             NodeKind::Approval => APPROVAL_FIELDS,
         };
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut seen: HashMap<&str, Span> = HashMap::default();
         let mut outputs: Vec<(String, Ty)> = Vec::new();
         let mut reports = 0u8;
         for f in fields {

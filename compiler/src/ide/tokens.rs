@@ -405,15 +405,17 @@ pub struct InlayHint {
 /// Types of the `let` bindings in `range` of `file` written without one.
 pub fn inlay_hints(checked: &Checked, parsed: &Parsed, file: &str, range: Span) -> Vec<InlayHint> {
     // Types by the span of the name they define.
-    let mut types: HashMap<u32, &str> = HashMap::new();
+    let mut types: HashMap<u32, String> = HashMap::new();
     for r in &checked.references {
         if let Some((f, d)) = &r.def
             && f == file
             && range.contains(d.start as usize)
-            && !r.ty.is_empty()
-            && !r.ty.contains("{unknown}")
+            && !types.contains_key(&d.start)
         {
-            types.entry(d.start).or_insert(&r.ty);
+            let ty = r.ty();
+            if !ty.is_empty() && !ty.contains("{unknown}") {
+                types.insert(d.start, ty);
+            }
         }
     }
     let mut names = Vec::new();

@@ -135,7 +135,39 @@ impl Kw {
         Kw::OnFailure,
     ];
     fn from_str(s: &str) -> Option<Kw> {
-        Kw::ALL.iter().copied().find(|k| k.as_str() == s)
+        // A match compiles to a few length and byte comparisons; scanning
+        // `ALL` compared every identifier of a file with 28 strings.
+        Some(match s {
+            "use" => Kw::Use,
+            "as" => Kw::As,
+            "plugin" => Kw::Plugin,
+            "param" => Kw::Param,
+            "let" => Kw::Let,
+            "fn" => Kw::Fn,
+            "pub" => Kw::Pub,
+            "enum" => Kw::Enum,
+            "type" => Kw::Type,
+            "pipeline" => Kw::Pipeline,
+            "default" => Kw::Default,
+            "on" => Kw::On,
+            "step" => Kw::Step,
+            "stage" => Kw::Stage,
+            "gate" => Kw::Gate,
+            "approval" => Kw::Approval,
+            "policy" => Kw::Policy,
+            "require" => Kw::Require,
+            "else" => Kw::Else,
+            "for" => Kw::For,
+            "in" => Kw::In,
+            "if" => Kw::If,
+            "when" => Kw::When,
+            "match" => Kw::Match,
+            "true" => Kw::True,
+            "false" => Kw::False,
+            "none" => Kw::None,
+            "on_failure" => Kw::OnFailure,
+            _ => return None,
+        })
     }
 }
 
@@ -345,6 +377,9 @@ impl Lexer<'_> {
         match c {
             b' ' | b'\t' | b'\n' | b'\r' => {
                 self.pos += 1;
+                while matches!(self.peek(0), b' ' | b'\t' | b'\n' | b'\r') {
+                    self.pos += 1;
+                }
             }
             b'/' if self.peek(1) == b'/' => {
                 let doc = self.peek(2) == b'/' && self.peek(3) != b'/';
@@ -678,6 +713,18 @@ impl Lexer<'_> {
                 self.push(Tok::StrEnd, self.pos);
                 return;
             }
+            // Plain text up to the next byte that means something in a
+            // string, copied at once (those bytes are ASCII, so the cut is
+            // on a character boundary).
+            let plain = self.bytes[self.pos..]
+                .iter()
+                .position(|b| matches!(b, b'"' | b'\\' | b'$' | b'\n' | b'\r'))
+                .map_or(self.bytes.len(), |i| self.pos + i);
+            if plain > self.pos {
+                text.push_str(&self.src[self.pos..plain]);
+                self.pos = plain;
+                continue;
+            }
             let c = self.peek(0);
             if multi && c == b'"' && self.peek(1) == b'"' && self.peek(2) == b'"' {
                 // A whitespace-only last line belongs to the closing quotes.
@@ -782,5 +829,35 @@ impl Lexer<'_> {
                 self.skip_indent(indent);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_keyword_lexes_as_itself_and_nothing_else_does() {
+        for k in Kw::ALL {
+            assert_eq!(Kw::from_str(k.as_str()), Some(*k));
+        }
+        for word in ["uses", "Let", "step_", "on_failures", "nonee", ""] {
+            assert_eq!(Kw::from_str(word), None, "{word}");
+        }
+    }
+
+    #[test]
+    fn string_text_keeps_multibyte_characters_around_escapes_and_interpolations() {
+        let l = lex("t.weir", "\"é ${x} \\n ü\"");
+        let texts: Vec<String> = l
+            .tokens
+            .iter()
+            .filter_map(|(t, _)| match t {
+                Tok::Text(s) => Some(s.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, vec!["é ".to_owned(), " \n ü".to_owned()]);
+        assert!(l.diagnostics.is_empty());
     }
 }
