@@ -185,6 +185,7 @@ pub fn recover<E>(dir: &Path, mut apply: impl FnMut(&[&[u8]]) -> Result<(), E>) 
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 
