@@ -267,7 +267,9 @@ impl Cache {
         }
         let due = match p.journal.as_mut() {
             Some(j) => {
-                j.append(&encode_rec(tag, key, value))?;
+                // A blob waits for the action that refers to it: an action
+                // whose blob was lost is a miss, never a wrong hit.
+                j.append(&encode_rec(tag, key, value), tag == REC_ACTION)?;
                 j.due()
             }
             None => true,

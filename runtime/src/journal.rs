@@ -3,12 +3,16 @@
 //! A commit to an SQLite database in WAL mode writes whole pages (a step's
 //! record touches four or five of them) and, every thousand pages, a
 //! checkpoint that syncs the disk. Doing that for every step cost a cold run
-//! of trivial steps a quarter of the scheduler's time. Instead, each record
-//! is first appended to this process's journal with a single `write(2)`,
-//! which survives the process being killed with SIGKILL (the bytes are in
-//! the kernel once the call returns), and the records are applied to the
-//! database in one transaction at most every [`APPLY_EVERY`], at the end
-//! of the run, and whenever something must be read back.
+//! of trivial steps a quarter of the scheduler's time. Instead, records are
+//! appended to this process's journal, and the ones that must survive (a
+//! step's result) are written with a single `write(2)` together with those
+//! buffered before them; once that call returns the bytes are in the kernel
+//! and survive the process being killed with SIGKILL. The records are
+//! applied to the database in one transaction at most every
+//! [`APPLY_EVERY`], at the end of the run, and whenever something must be
+//! read back. Applying rarely matters: the keys of the cache index are
+//! digests, so a batch of new rows lands all over the tree and rewrites
+//! most of its pages whatever its size.
 //!
 //! A journal lives in a `journal/` folder beside its database and is locked
 //! by its writer (`flock`) for as long as the writer lives. Whoever opens
@@ -28,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How stale a database may be behind its journal while a run is going.
-pub const APPLY_EVERY: Duration = Duration::from_millis(250);
+pub const APPLY_EVERY: Duration = Duration::from_secs(2);
 
 /// The largest record accepted on replay; anything larger is corruption.
 const MAX_RECORD: usize = 256 * 1024 * 1024;
@@ -36,6 +40,8 @@ const MAX_RECORD: usize = 256 * 1024 * 1024;
 pub struct Journal {
     file: File,
     path: PathBuf,
+    /// Frames not yet written, waiting for the next durable record.
+    buffered: Vec<u8>,
     /// Records appended since the last [`Journal::clear`].
     pending: usize,
     last_apply: Instant,
@@ -68,25 +74,34 @@ impl Journal {
         Ok(Journal {
             file,
             path,
+            buffered: Vec::new(),
             pending: 0,
             last_apply: Instant::now(),
         })
     }
 
-    /// Appends one record with one `write(2)`.
-    pub fn append(&mut self, payload: &[u8]) -> io::Result<()> {
+    /// Appends one record. A `durable` record is written at once, with the
+    /// records buffered before it, in one `write(2)`; the others wait for
+    /// the next durable one (losing them in a crash must be harmless).
+    pub fn append(&mut self, payload: &[u8], durable: bool) -> io::Result<()> {
         let len = u32::try_from(payload.len())
             .map_err(|_| io::Error::other("journal record larger than 4 GiB"))?;
-        let mut frame = Vec::with_capacity(12 + payload.len());
-        frame.extend_from_slice(&len.to_le_bytes());
-        frame.extend_from_slice(&fnv1a(payload).to_le_bytes());
-        frame.extend_from_slice(payload);
-        if let Err(e) = self.file.write_all(&frame) {
+        self.buffered.extend_from_slice(&len.to_le_bytes());
+        self.buffered
+            .extend_from_slice(&fnv1a(payload).to_le_bytes());
+        self.buffered.extend_from_slice(payload);
+        self.pending += 1;
+        if !durable {
+            return Ok(());
+        }
+        let frames = std::mem::take(&mut self.buffered);
+        if let Err(e) = self.file.write_all(&frames) {
             // A partial frame would hide every later one: cut it off.
             let _ = self.truncate_to_records();
             return Err(e);
         }
-        self.pending += 1;
+        self.buffered = frames;
+        self.buffered.clear();
         Ok(())
     }
 
@@ -112,6 +127,7 @@ impl Journal {
     /// Empties the journal once its records are committed to the database.
     pub fn clear(&mut self) -> io::Result<()> {
         self.file.set_len(0)?;
+        self.buffered.clear();
         self.pending = 0;
         self.last_apply = Instant::now();
         Ok(())
@@ -199,8 +215,10 @@ mod tests {
     fn records_of_a_dead_writer_are_recovered_and_a_torn_tail_is_dropped() {
         let d = dir("torn");
         let mut j = Journal::create(&d).unwrap();
-        j.append(b"one").unwrap();
-        j.append(b"two").unwrap();
+        j.append(b"one", true).unwrap();
+        j.append(b"lost", false).unwrap();
+        j.append(b"two", true).unwrap();
+        j.append(b"never written", false).unwrap();
         let path = j.path.clone();
         // A live writer's journal is left alone.
         let mut seen = Vec::new();
@@ -235,7 +253,11 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!(seen, vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(
+            seen,
+            vec![b"one".to_vec(), b"lost".to_vec(), b"two".to_vec()],
+            "buffered records go out with the next durable one; the rest is lost"
+        );
         assert!(!path.exists(), "an applied journal is deleted");
     }
 
@@ -268,7 +290,7 @@ mod tests {
     fn a_cleared_journal_is_removed_when_dropped() {
         let d = dir("clear");
         let mut j = Journal::create(&d).unwrap();
-        j.append(b"x").unwrap();
+        j.append(b"x", true).unwrap();
         assert!(j.has_pending());
         j.clear().unwrap();
         let path = j.path.clone();
