@@ -73,6 +73,9 @@ struct Shared {
     /// Tells the scheduler a step missed the cache and starts executing, so
     /// the history says `running` while it does.
     started: Option<mpsc::UnboundedSender<usize>>,
+    /// A step's process has ended: its `-j` slot is free while the step's
+    /// outputs are still being stored.
+    released: Option<mpsc::UnboundedSender<usize>>,
 }
 
 fn new_run_id() -> String {
@@ -215,6 +218,7 @@ async fn run_async(
             run_dir: opts.state_dir.join("runs").join("dry-run"),
             digests: Mutex::new(HashMap::new()),
             started: None,
+            released: None,
         };
         return Ok(dry_run(&shared, &selected));
     }
@@ -276,6 +280,7 @@ async fn run_async(
     });
 
     let (started_tx, mut started_rx) = mpsc::unbounded_channel::<usize>();
+    let (released_tx, mut released_rx) = mpsc::unbounded_channel::<usize>();
     let shared = Arc::new(Shared {
         plan: plan.clone(),
         opts: opts.clone(),
@@ -288,6 +293,7 @@ async fn run_async(
         run_dir,
         digests: Mutex::new(HashMap::new()),
         started: Some(started_tx),
+        released: Some(released_tx),
     });
     let n = plan.nodes.len();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -337,11 +343,15 @@ async fn run_async(
     let mut interrupted = false;
     let mut failed_any = false;
     let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+    let mut slots = Slots {
+        busy: 0,
+        held: vec![false; n],
+    };
     // Completions decided without a task (cache hits found inline).
     let mut done_now: std::collections::VecDeque<Finished> = std::collections::VecDeque::new();
 
     loop {
-        while !stopping && running.len() < opts.jobs.max(1) {
+        while !stopping && slots.busy < opts.jobs.max(1) {
             let Some((_, std::cmp::Reverse(i))) = prog.ready.pop() else {
                 break;
             };
@@ -482,6 +492,7 @@ async fn run_async(
                         let sh = shared.clone();
                         let rx = cancel_rx.clone();
                         running.spawn(async move { execute_step(sh, i, prep, keyed, rx).await });
+                        slots.take(i);
                     }
                     Err(msg) => {
                         failed_any = true;
@@ -518,6 +529,10 @@ async fn run_async(
                 history.step_started(&run_id, &node.id, &node.name).ok();
                 continue;
             }
+            Some(i) = released_rx.recv() => {
+                slots.give_back(i);
+                continue;
+            }
             _ = &mut ctrl_c, if !interrupted => {
                 interrupted = true;
                 stopping = true;
@@ -527,6 +542,7 @@ async fn run_async(
             }
             }
         };
+        slots.give_back(f.idx);
         let node = &plan.nodes[f.idx];
         let msg = report_finished(&shared, &history, node, &f, f.status.clone());
         let ok = f.status == "succeeded" || f.status == "allowed_failure";
@@ -636,6 +652,26 @@ async fn run_async(
         critical_path,
         resumed_from,
     })
+}
+
+/// The `-j` slots: a spawned step holds one from its start until its process
+/// ends (reported early by the step) or, failing that, until it finishes.
+struct Slots {
+    busy: usize,
+    held: Vec<bool>,
+}
+
+impl Slots {
+    fn take(&mut self, i: usize) {
+        self.held[i] = true;
+        self.busy += 1;
+    }
+
+    fn give_back(&mut self, i: usize) {
+        if std::mem::take(&mut self.held[i]) {
+            self.busy -= 1;
+        }
+    }
 }
 
 impl Finished {
@@ -1368,6 +1404,12 @@ async fn execute_step(
         }
     }
     fin.exit_code = Some(outcome.exit_code());
+    // Free the step's `-j` slot now and let the scheduler start the next
+    // step before this one stores its outputs: the core would idle otherwise.
+    if let Some(tx) = &shared.released {
+        let _ = tx.send(idx);
+        tokio::task::yield_now().await;
+    }
     fin.log_tail = tail(&String::from_utf8_lossy(&log_all));
     fin.duration_ms = started.elapsed().as_millis() as u64;
     // Reports are read whatever the outcome: failing tests are what gates read.
