@@ -10,9 +10,9 @@
 //! corrupt blob is removed and reported as a miss, never served.
 //!
 //! Index rows (small blobs, action results) are appended to this process's
-//! journal first and committed in batches, at the latest when the run ends
-//! ([`crate::journal`]); a process killed before that leaves them to the
-//! next opener, who commits them.
+//! journal first and committed once, when the run ends (or when 32 MiB of
+//! them are waiting) ([`crate::journal`]); a process killed before that
+//! leaves them to the next opener, who commits them.
 //!
 //! Durability: nothing is fsynced (that costs a disk flush per step). A
 //! machine crash can leave a torn blob behind a complete name, which the
@@ -118,7 +118,16 @@ struct Pending {
     no_journal: bool,
     blobs: HashMap<String, Vec<u8>>,
     actions: HashMap<String, String>,
+    /// Bytes held in `blobs` and `actions`.
+    bytes: usize,
+    /// The action keys in the index when this process first looked one up:
+    /// a key outside it (and not written since) is a miss without a query.
+    /// Entries another process adds later are missed, which a cache may do.
+    known: Option<std::collections::HashSet<String>>,
 }
+
+/// How many bytes of index rows a run keeps in memory before applying them.
+const APPLY_BYTES: usize = 32 * 1024 * 1024;
 
 /// Journal records: a tag byte, the key's length (u32 LE), the key, the value.
 const REC_BLOB: u8 = 0;
@@ -270,10 +279,14 @@ impl Cache {
                 // A blob waits for the action that refers to it: an action
                 // whose blob was lost is a miss, never a wrong hit.
                 j.append(&encode_rec(tag, key, value), tag == REC_ACTION)?;
-                j.due()
+                // Rows are keyed by digests, so any batch lands all over the
+                // index and rewrites most of its pages: apply once, at the
+                // end of the run, unless the rows held in memory grow large.
+                p.bytes + value.len() > APPLY_BYTES
             }
             None => true,
         };
+        p.bytes += value.len();
         if tag == REC_BLOB {
             p.blobs.insert(key.to_owned(), value.to_vec());
         } else {
@@ -303,6 +316,7 @@ impl Cache {
         })?;
         p.blobs.clear();
         p.actions.clear();
+        p.bytes = 0;
         if let Some(j) = p.journal.as_mut() {
             j.clear()?;
         }
@@ -368,7 +382,9 @@ impl Cache {
         let executable = is_executable(&meta);
         if meta.len() as usize <= self.inline_max {
             let mut bytes = Vec::with_capacity(meta.len() as usize);
-            src.read_to_end(&mut bytes)?;
+            // Through `Take`: `File::read_to_end` would ask the size and the
+            // position again (two more system calls per step output).
+            (&mut src).take(u64::MAX).read_to_end(&mut bytes)?;
             let digest = self.put_blob(&bytes)?;
             return Ok(FileEntry {
                 path: String::new(),
@@ -447,8 +463,22 @@ impl Cache {
     }
 
     pub fn get_action(&self, key: &str) -> Option<ActionResult> {
-        if let Some(json) = self.pending().ok()?.actions.get(key) {
-            return serde_json::from_str(json).ok();
+        {
+            let mut p = self.pending().ok()?;
+            if let Some(json) = p.actions.get(key) {
+                return serde_json::from_str(json).ok();
+            }
+            if p.known.is_none() {
+                p.known = self
+                    .db(|c| {
+                        let mut st = c.prepare("SELECT key FROM actions")?;
+                        st.query_map([], |r| r.get::<_, String>(0))?.collect()
+                    })
+                    .ok();
+            }
+            if p.known.as_ref().is_some_and(|k| !k.contains(key)) {
+                return None;
+            }
         }
         let json: Option<String> = self
             .db(|c| {

@@ -92,9 +92,11 @@ impl Default for LocalExecutor {
 }
 
 fn signal_group(pgid: i32, sig: i32) {
-    // Never a broadcast (-1) nor our own group.
+    // Never a broadcast (-1) nor our own group (which weir never changes,
+    // so it is asked once).
+    static OWN: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
     // SAFETY: getpgrp(2) has no preconditions.
-    let own = unsafe { libc::getpgrp() };
+    let own = *OWN.get_or_init(|| unsafe { libc::getpgrp() });
     if pgid > 1 && pgid != own {
         // SAFETY: kill(2) with a negative pid signals a process group we
         // created for this step; it has no memory-safety preconditions.
@@ -102,6 +104,31 @@ fn signal_group(pgid: i32, sig: i32) {
             libc::kill(-pgid, sig);
         }
     }
+}
+
+/// A pipe for a step's output: the read end non-blocking for the runtime,
+/// the write end blocking as a child expects its stdout. Three system calls,
+/// where `std::io::pipe` and tokio's checked conversion take five.
+fn output_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2(2) writes two descriptors into the array it is given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by no one else.
+    let (r, w) = unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    // SAFETY: F_SETFL on a descriptor we own; a pipe end's access mode is
+    // not changed by F_SETFL, so O_NONBLOCK alone is the whole new status.
+    if unsafe { libc::fcntl(fds[0], libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((r, w))
 }
 
 fn group_alive(pgid: i32) -> bool {
@@ -114,12 +141,16 @@ impl Executor for LocalExecutor {
         Box::pin(async move {
             let mut cmd = match &job.launch {
                 Launch::Shell(script) => {
-                    // An absolute path: no PATH search per step.
-                    let sh = if std::path::Path::new("/bin/sh").exists() {
-                        "/bin/sh"
-                    } else {
-                        "sh"
-                    };
+                    // An absolute path: no PATH search per step (and the
+                    // check made once).
+                    static SH: std::sync::OnceLock<&str> = std::sync::OnceLock::new();
+                    let sh = *SH.get_or_init(|| {
+                        if std::path::Path::new("/bin/sh").exists() {
+                            "/bin/sh"
+                        } else {
+                            "sh"
+                        }
+                    });
                     let mut c = tokio::process::Command::new(sh);
                     c.arg("-c").arg(script);
                     c
@@ -136,7 +167,7 @@ impl Executor for LocalExecutor {
             // One pipe for both streams, as a terminal would show them: the
             // log keeps the order in which the step wrote, and a step costs
             // one pipe and one reader rather than two.
-            let (reader, writer) = match std::io::pipe() {
+            let (reader, writer) = match output_pipe() {
                 Ok(p) => p,
                 Err(e) => return Outcome::FailedToStart(format!("cannot create a pipe: {e}")),
             };
@@ -179,7 +210,9 @@ impl Executor for LocalExecutor {
                 }
             };
             let pgid = child.id().map_or(0, |id| id as i32);
-            let output = match tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into()) {
+            // `output_pipe` made `reader` the non-blocking read end of a pipe,
+            // which is what this conversion requires without checking.
+            let output = match tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(reader) {
                 Ok(r) => r,
                 Err(e) => {
                     signal_group(pgid, libc::SIGKILL);

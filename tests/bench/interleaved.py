@@ -55,21 +55,23 @@ def main():
     run = [weir, "run", "-j2", "--log-format", "json"]
     res = {k: [] for k in ("ninja cold", "weir cold", "ninja no-op", "weir no-op")}
     for r in range(rounds + 1):  # the first round warms the page cache
-        clean(d)
-        a = timed(ninja, d)
-        b = timed(ninja, d)
-        clean(d)
-        c = timed(run, d, env)
-        e = timed(run, d, env)
-        if r:
-            res["ninja cold"].append(a)
-            res["ninja no-op"].append(b)
-            res["weir cold"].append(c)
-            res["weir no-op"].append(e)
+        # Alternate which tool goes first, so neither always runs second.
+        for tool in (("ninja", "weir") if r % 2 else ("weir", "ninja")):
+            clean(d)
+            if tool == "ninja":
+                cold, noop = timed(ninja, d), timed(ninja, d)
+            else:
+                cold, noop = timed(run, d, env), timed(run, d, env)
+            if r:
+                res[f"{tool} cold"].append(cold)
+                res[f"{tool} no-op"].append(noop)
     med = {k: statistics.median(v) for k, v in res.items()}
+    # Each round's own ratio: the machine's drift between rounds cancels.
+    ratios = sorted(w / k for w, k in zip(res["weir cold"], res["ninja cold"]))
     print(f"{shape} {n}: cold ninja {med['ninja cold']:.3f} s, weir {med['weir cold']:.3f} s, "
-          f"ratio {med['weir cold'] / med['ninja cold']:.2f}; no-op ninja {med['ninja no-op']:.3f} s, "
-          f"weir {med['weir no-op']:.3f} s ({rounds} rounds)")
+          f"ratio {med['weir cold'] / med['ninja cold']:.2f} (per round: median "
+          f"{statistics.median(ratios):.2f}, {ratios[0]:.2f}-{ratios[-1]:.2f}); "
+          f"no-op ninja {med['ninja no-op']:.3f} s, weir {med['weir no-op']:.3f} s ({rounds} rounds)")
     shutil.rmtree(d, ignore_errors=True)
 
 
