@@ -154,6 +154,24 @@ pub(crate) fn io_error(msg: impl std::fmt::Display, help: Option<&str>) -> ExitC
 }
 
 pub(crate) fn load(paths: &[PathBuf]) -> Result<project::Project, ExitCode> {
+    // Read once per process: `weir run` needs the sources for the plan's
+    // key, for compiling and for storing the plan.
+    type Loaded = Option<(Vec<PathBuf>, project::Project)>;
+    static LOADED: std::sync::Mutex<Loaded> = std::sync::Mutex::new(None);
+    if let Ok(g) = LOADED.lock()
+        && let Some((p, project)) = &*g
+        && p == paths
+    {
+        return Ok(project.clone());
+    }
+    let loaded = load_uncached(paths)?;
+    if let Ok(mut g) = LOADED.lock() {
+        *g = Some((paths.to_vec(), loaded.clone()));
+    }
+    Ok(loaded)
+}
+
+fn load_uncached(paths: &[PathBuf]) -> Result<project::Project, ExitCode> {
     let cwd = std::env::current_dir().unwrap_or_default();
     project::load(&fs::OsSystem, paths, &cwd).map_err(|e| match e {
         LoadError::NotFound(p) => io_error(format!("`{}` does not exist", p.display()), Some("check the path; with no path, weir uses the project in the current directory")),
@@ -262,10 +280,15 @@ fn run(cli: Cli) -> ExitCode {
         },
         Cmd::Init { dir } => init(dir),
         Cmd::Run { args, run } => match run::cached_plan(&args).map_or_else(
-            || make_plan(&args).inspect(|p| run::store_plan(&args, p)),
-            Ok,
+            || {
+                make_plan(&args).map(|p| {
+                    let digest = run::store_plan(&args, &p);
+                    (p, digest)
+                })
+            },
+            |(p, digest)| Ok((p, Some(digest))),
         ) {
-            Ok(plan) => run::run(&plan, &args, &run),
+            Ok((plan, digest)) => run::run(&plan, digest, &args, &run),
             Err(code) => code,
         },
         Cmd::Runs { cmd, limit } => run::runs(cmd, limit),

@@ -104,21 +104,23 @@ fn plan_key(args: &PlanArgs) -> Option<(PathBuf, String)> {
 
 /// A plan compiled earlier from exactly the same sources, params and
 /// context. Only clean compilations are stored, so no diagnostic is lost.
-pub fn cached_plan(args: &PlanArgs) -> Option<weir_compiler::plan::Plan> {
+/// With the digest of its JSON, which the run history records.
+pub fn cached_plan(args: &PlanArgs) -> Option<(weir_compiler::plan::Plan, String)> {
     let (path, _) = plan_key(args)?;
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    let bytes = std::fs::read(path).ok()?;
+    let plan = serde_json::from_slice(&bytes).ok()?;
+    Some((plan, weir_runtime::cache::sha256(&bytes)))
 }
 
-pub fn store_plan(args: &PlanArgs, plan: &weir_compiler::plan::Plan) {
+/// Stores a plan for reuse; the digest of its JSON when it was written.
+pub fn store_plan(args: &PlanArgs, plan: &weir_compiler::plan::Plan) -> Option<String> {
     if crate::HAD_DIAGNOSTICS.load(std::sync::atomic::Ordering::Relaxed) {
-        return;
+        return None;
     }
-    let Some((path, _)) = plan_key(args) else {
-        return;
-    };
+    let (path, _) = plan_key(args)?;
     if let Some(dir) = path.parent() {
         if std::fs::create_dir_all(dir).is_err() {
-            return;
+            return None;
         }
         // Keep only the newest plans.
         if let Ok(rd) = std::fs::read_dir(dir) {
@@ -134,9 +136,9 @@ pub fn store_plan(args: &PlanArgs, plan: &weir_compiler::plan::Plan) {
             }
         }
     }
-    if let Ok(bytes) = serde_json::to_vec(plan) {
-        let _ = crate::fs::write_atomic(&path, &bytes);
-    }
+    let bytes = serde_json::to_vec(plan).ok()?;
+    let _ = crate::fs::write_atomic(&path, &bytes);
+    Some(weir_runtime::cache::sha256(&bytes))
 }
 
 /// What `git ARGS` prints, trimmed; `None` when it fails or prints nothing.
@@ -161,9 +163,15 @@ fn project_dir(args: &PlanArgs) -> PathBuf {
     }
 }
 
-pub fn run(plan: &weir_compiler::plan::Plan, args: &PlanArgs, r: &RunArgs) -> ExitCode {
+pub fn run(
+    plan: &weir_compiler::plan::Plan,
+    plan_digest: Option<String>,
+    args: &PlanArgs,
+    r: &RunArgs,
+) -> ExitCode {
     let dir = project_dir(args);
     let mut opts = RunOptions::for_project(&dir);
+    opts.plan_digest = plan_digest;
     if let Some(j) = r.jobs {
         opts.jobs = j.max(1);
     }

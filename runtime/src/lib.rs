@@ -76,6 +76,9 @@ pub struct RunOptions {
     pub base_env: Vec<(String, String)>,
     /// Time between SIGTERM and SIGKILL when a step is stopped.
     pub grace: Duration,
+    /// The digest of the plan's JSON, recorded in the history; computed
+    /// from the plan when the caller does not already have it.
+    pub plan_digest: Option<String>,
 }
 
 impl RunOptions {
@@ -115,6 +118,7 @@ impl RunOptions {
             },
             base_env,
             grace: Duration::from_secs(5),
+            plan_digest: None,
         }
     }
 }

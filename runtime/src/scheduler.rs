@@ -263,7 +263,10 @@ async fn run_async(
         }
         resumed_from = Some(prev.id);
     }
-    let plan_digest = sha256(&serde_json::to_vec(plan).unwrap_or_default());
+    let plan_digest = opts
+        .plan_digest
+        .clone()
+        .unwrap_or_else(|| sha256(&serde_json::to_vec(plan).unwrap_or_default()));
     history
         .start_run(
             &run_id,
