@@ -124,7 +124,11 @@ struct Pending {
     /// a key outside it (and not written since) is a miss without a query.
     /// Entries another process adds later are missed, which a cache may do.
     known: Option<std::collections::HashSet<String>>,
+    known_too_big: bool,
 }
+
+/// Above this many action rows, misses are decided by a query per key.
+const KNOWN_KEYS_MAX: i64 = 200_000;
 
 /// How many bytes of index rows a run keeps in memory before applying them.
 const APPLY_BYTES: usize = 32 * 1024 * 1024;
@@ -468,13 +472,26 @@ impl Cache {
             if let Some(json) = p.actions.get(key) {
                 return serde_json::from_str(json).ok();
             }
-            if p.known.is_none() {
-                p.known = self
+            if p.known.is_none() && !p.known_too_big {
+                // Worth it for the caches of a project or a few; a huge
+                // index is queried per key instead of held in memory.
+                let rows: i64 = self
                     .db(|c| {
-                        let mut st = c.prepare("SELECT key FROM actions")?;
-                        st.query_map([], |r| r.get::<_, String>(0))?.collect()
+                        c.query_row("SELECT COALESCE(MAX(rowid), 0) FROM actions", [], |r| {
+                            r.get(0)
+                        })
                     })
-                    .ok();
+                    .unwrap_or(i64::MAX);
+                if rows > KNOWN_KEYS_MAX {
+                    p.known_too_big = true;
+                } else {
+                    p.known = self
+                        .db(|c| {
+                            let mut st = c.prepare("SELECT key FROM actions")?;
+                            st.query_map([], |r| r.get::<_, String>(0))?.collect()
+                        })
+                        .ok();
+                }
             }
             if p.known.as_ref().is_some_and(|k| !k.contains(key)) {
                 return None;
@@ -754,6 +771,27 @@ mod tests {
         let got = c.get_action("k").unwrap();
         assert!(c.restore(&got, &dir).unwrap().is_some());
         assert_eq!(std::fs::read(dir.join("restored.bin")).unwrap(), big);
+    }
+
+    #[test]
+    fn actions_are_found_across_processes_once_applied_and_before_in_their_own() {
+        let (c, dir) = store("known");
+        let r = ActionResult {
+            exit_code: 0,
+            log_digest: c.put_blob(b"log").unwrap(),
+            ..Default::default()
+        };
+        c.put_action("k1", &r).unwrap();
+        // Not yet in the index: this process still sees it.
+        assert_eq!(c.get_action("k1"), Some(r.clone()));
+        let other = Cache::open(&dir.join("store")).unwrap();
+        assert_eq!(other.get_action("k1"), None, "not applied yet");
+        drop(other);
+        c.apply().unwrap();
+        let later = Cache::open(&dir.join("store")).unwrap();
+        assert_eq!(later.get_action("k1"), Some(r.clone()));
+        assert_eq!(later.read_blob(&r.log_digest).unwrap(), b"log");
+        assert_eq!(later.get_action("k2"), None);
     }
 
     #[test]
