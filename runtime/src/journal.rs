@@ -63,14 +63,25 @@ impl Journal {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let path = dir.join(format!("{}-{nanos}.journal", std::process::id()));
+        let name = format!("{}-{nanos}", std::process::id());
+        let path = dir.join(format!("{name}.journal"));
+        // Created and locked under another name, then renamed: a journal
+        // under its real name is always locked by its writer, so a
+        // recovering process never takes a fresh one for a dead one's.
+        let making = dir.join(format!("{name}.new"));
         let file = std::fs::OpenOptions::new()
             .create_new(true)
             .append(true)
             .read(true)
-            .open(&path)?;
-        file.try_lock()
-            .map_err(|e| io::Error::other(format!("cannot lock `{}`: {e}", path.display())))?;
+            .open(&making)?;
+        let ready = file
+            .try_lock()
+            .map_err(|e| io::Error::other(format!("cannot lock `{}`: {e}", making.display())))
+            .and_then(|()| std::fs::rename(&making, &path));
+        if let Err(e) = ready {
+            let _ = std::fs::remove_file(&making);
+            return Err(e);
+        }
         Ok(Journal {
             file,
             path,
@@ -176,11 +187,21 @@ pub fn recover<E>(dir: &Path, mut apply: impl FnMut(&[&[u8]]) -> Result<(), E>) 
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "journal"))
-        .collect();
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+        match path.extension().and_then(|x| x.to_str()) {
+            Some("journal") => paths.push(path),
+            // One whose writer died before naming it holds no records.
+            Some("new") => {
+                if let Ok(f) = File::open(&path)
+                    && f.try_lock().is_ok()
+                {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+            _ => {}
+        }
+    }
     paths.sort();
     for path in paths {
         let Ok(mut file) = std::fs::OpenOptions::new().read(true).open(&path) else {
