@@ -529,15 +529,11 @@ impl Drop for History {
 mod tests {
     use super::*;
 
-    /// Run as a child process by the test below: records a run and its
-    /// steps, then dies without unwinding, like a `weir` killed with
-    /// SIGKILL, leaving the step records in its journal only.
-    #[test]
-    fn journal_writer_child() {
-        let Ok(db) = std::env::var("WEIR_TEST_HISTORY_CHILD") else {
-            return;
-        };
-        let h = History::open(Path::new(&db)).unwrap();
+    /// The writer half of the test below, run by it in a child process:
+    /// records a run and its steps, then dies without unwinding, like a
+    /// `weir` killed with SIGKILL, leaving the step records in its journal.
+    fn write_then_die(db: &str) -> ! {
+        let h = History::open(Path::new(db)).unwrap();
         h.start_run("r1", "ci", "digest", None).unwrap();
         h.step_started("r1", "a", "a").unwrap();
         h.attempt("r1", "a", 1, "succeeded", Some(0), 5).unwrap();
@@ -560,13 +556,16 @@ mod tests {
 
     #[test]
     fn records_of_a_killed_writer_reach_the_database_on_the_next_open() {
+        if let Ok(db) = std::env::var("WEIR_TEST_HISTORY_CHILD") {
+            write_then_die(&db);
+        }
         let dir = std::env::temp_dir().join(format!("weir-history-kill-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let db = dir.join("history.db");
         let st = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "history::tests::journal_writer_child",
+                "history::tests::records_of_a_killed_writer_reach_the_database_on_the_next_open",
                 "--nocapture",
             ])
             .env("WEIR_TEST_HISTORY_CHILD", &db)
