@@ -259,8 +259,8 @@ impl<'a> Checker<'a> {
                 let ty = self.resolve_type(&p.ty);
                 if let Some(d) = &p.default {
                     let t = self.expr(d, Some(&ty));
-                    self.expect_fits(&t, &ty, d.span, "the default of this param");
-                    self.expect_plan(&t, d.span, "a param default");
+                    self.expect_fits(&t, &ty, d.span, &"the default of this param");
+                    self.expect_plan(&t, d.span, &"a param default");
                 }
                 if matches!(
                     ty,
@@ -279,7 +279,7 @@ impl<'a> Checker<'a> {
                     let ty = self.resolve_type(&p.ty);
                     if let Some(d) = &p.default {
                         let t = self.expr(d, Some(&ty));
-                        self.expect_fits(&t, &ty, d.span, "this default");
+                        self.expect_fits(&t, &ty, d.span, &"this default");
                     }
                 }
             }
@@ -289,7 +289,7 @@ impl<'a> Checker<'a> {
                     if let Some(d) = &f.default {
                         let ty = self.resolve_type(&f.ty);
                         let t = self.expr(d, Some(&ty));
-                        self.expect_fits(&t, &ty, d.span, "this default");
+                        self.expect_fits(&t, &ty, d.span, &"this default");
                     }
                 }
             }
@@ -338,7 +338,7 @@ impl<'a> Checker<'a> {
         let t = self.expr(&r.cond, Some(&Ty::Bool));
         self.expect_bool(&t, r.cond.span);
         let m = self.expr(&r.message, Some(&Ty::Str));
-        self.expect_fits(&m, &Ty::Str, r.message.span, "the message");
+        self.expect_fits(&m, &Ty::Str, r.message.span, &"the message");
     }
 
     fn check_trigger(&mut self, t: &Trigger) {
@@ -421,8 +421,8 @@ impl<'a> Checker<'a> {
                 self.err(d);
             }
             let ty = self.expr(&a.value, Some(&pty));
-            self.expect_fits(&ty, &pty, a.value.span, &format!("`{pname}`"));
-            self.expect_plan(&ty, a.value.span, "a trigger");
+            self.expect_fits(&ty, &pty, a.value.span, &format_args!("`{pname}`"));
+            self.expect_plan(&ty, a.value.span, &"a trigger");
             // Validate literal patterns.
             match pname {
                 "cron" => {
@@ -763,7 +763,7 @@ impl<'a> Checker<'a> {
         let expected = l.ty.as_ref().map(|t| self.resolve_type(t));
         let t = self.expr(&l.value, expected.as_ref());
         if let Some(e) = &expected {
-            self.expect_fits(&t, e, l.value.span, &format!("`{}`", l.name.name));
+            self.expect_fits(&t, e, l.value.span, &format_args!("`{}`", l.name.name));
             return Typed {
                 ty: if t.ty.is_error() {
                     e.clone()
@@ -825,7 +825,12 @@ impl<'a> Checker<'a> {
                 Some(r) => {
                     let declared = c.resolve_type(r);
                     let span = f.body.stmts.last().map_or(f.body.span, Stmt::span);
-                    c.expect_fits(&body, &declared, span, &format!("the result of `{name}`"));
+                    c.expect_fits(
+                        &body,
+                        &declared,
+                        span,
+                        &format_args!("the result of `{name}`"),
+                    );
                     if body.ty.fits(&declared) && !body.ty.is_error() {
                         Typed {
                             ty: body.ty,
@@ -945,7 +950,7 @@ impl<'a> Checker<'a> {
 
     // ---- checks ----
 
-    fn expect_fits(&mut self, t: &Typed, expected: &Ty, span: Span, what: &str) {
+    fn expect_fits(&mut self, t: &Typed, expected: &Ty, span: Span, what: &dyn std::fmt::Display) {
         if t.ty.fits(expected) {
             return;
         }
@@ -987,7 +992,7 @@ impl<'a> Checker<'a> {
         self.err(d);
     }
 
-    fn expect_plan(&mut self, t: &Typed, span: Span, what: &str) {
+    fn expect_plan(&mut self, t: &Typed, span: Span, what: &dyn std::fmt::Display) {
         if t.rt && !t.ty.is_error() {
             let d = self
                 .error(Code::RuntimeValueAtPlanTime, span, format!("{what} must be known when the plan is built, but this value exists only once a step has run"), "known only at run time")
@@ -1201,7 +1206,7 @@ impl<'a> Checker<'a> {
             ExprKind::If { cond, then, els } => {
                 let c = self.expr(cond, Some(&Ty::Bool));
                 self.expect_bool(&c, cond.span);
-                self.expect_plan(&c, cond.span, "an `if` condition");
+                self.expect_plan(&c, cond.span, &"an `if` condition");
                 let a = self.block_stmts(then, false);
                 match els {
                     Some(b) => {
@@ -1229,7 +1234,7 @@ impl<'a> Checker<'a> {
             ExprKind::Match { scrutinee, arms } => self.match_expr(scrutinee, arms, e.span),
             ExprKind::For { var, iter, body } => {
                 let it = self.expr(iter, None);
-                self.expect_plan(&it, iter.span, "the list a `for` walks");
+                self.expect_plan(&it, iter.span, &"the list a `for` walks");
                 let elem = match &it.ty {
                     Ty::List(t) => (**t).clone(),
                     Ty::Error => Ty::Error,
@@ -1775,7 +1780,7 @@ impl<'a> Checker<'a> {
 
     fn match_expr(&mut self, scrutinee: &Expr, arms: &[MatchArm], span: Span) -> Typed {
         let s = self.expr(scrutinee, None);
-        self.expect_plan(&s, scrutinee.span, "the value a `match` inspects");
+        self.expect_plan(&s, scrutinee.span, &"the value a `match` inspects");
         let variants = match &s.ty {
             Ty::Enum(en) => Some((en.clone(), self.enum_variants(en))),
             _ => None,
@@ -1964,7 +1969,7 @@ impl<'a> Checker<'a> {
             if let Some((t, aspan)) = &arg_types[i] {
                 // Run-time arguments are allowed: the function's plan-time uses
                 // of them are caught when the pipeline is evaluated.
-                self.expect_fits(t, pty, *aspan, &format!("argument `{pname}`"));
+                self.expect_fits(t, pty, *aspan, &format_args!("argument `{pname}`"));
             }
         }
         let decl_module = module.to_owned();
@@ -2155,7 +2160,7 @@ impl<'a> Checker<'a> {
             if let Some((t, aspan)) = &got[i] {
                 rt |= t.rt;
                 if !pty.is_error() {
-                    self.expect_fits(t, pty, *aspan, &format!("argument `{pname}`"));
+                    self.expect_fits(t, pty, *aspan, &format_args!("argument `{pname}`"));
                 }
                 if name == "secret" || name == "raw" {
                     continue;
@@ -2251,7 +2256,7 @@ impl<'a> Checker<'a> {
             self.expect_plan(
                 &Typed::run(ty.clone()),
                 span,
-                &format!("the argument of `{name}`"),
+                &format_args!("the argument of `{name}`"),
             );
         }
         Typed { ty, rt }
@@ -2270,9 +2275,9 @@ impl<'a> Checker<'a> {
             &nt,
             &Ty::Str,
             name.span,
-            &format!("a {} name", kind.as_str()),
+            &format_args!("a {} name", kind.as_str()),
         );
-        self.expect_plan(&nt, name.span, &format!("a {} name", kind.as_str()));
+        self.expect_plan(&nt, name.span, &format_args!("a {} name", kind.as_str()));
         if let Some(s) = literal_str(name)
             && (s.trim().is_empty() || s.chars().any(char::is_control))
         {
@@ -2349,11 +2354,11 @@ impl<'a> Checker<'a> {
                 if fname == "when" {
                     self.expect_bool(&t, f.value.span);
                 } else {
-                    self.expect_fits(&t, exp, f.value.span, &format!("`{fname}`"));
+                    self.expect_fits(&t, exp, f.value.span, &format_args!("`{fname}`"));
                 }
             }
             if !rt_ok {
-                self.expect_plan(&t, f.value.span, &format!("`{fname}`"));
+                self.expect_plan(&t, f.value.span, &format_args!("`{fname}`"));
             }
             match fname {
                 "run" => match &t.ty {
