@@ -111,11 +111,8 @@ pub struct Cache {
     pending: std::sync::Mutex<Pending>,
 }
 
-#[derive(Default)]
 struct Pending {
-    journal: Option<Journal>,
-    /// Set when the journal cannot be created: rows are committed at once.
-    no_journal: bool,
+    journal: Journal,
     blobs: HashMap<String, Vec<u8>>,
     actions: HashMap<String, String>,
     /// Bytes held in `blobs` and `actions`.
@@ -252,7 +249,14 @@ impl Cache {
             root: root.to_owned(),
             index: std::sync::Mutex::new(conn),
             inline_max,
-            pending: std::sync::Mutex::new(Pending::default()),
+            pending: std::sync::Mutex::new(Pending {
+                journal: Journal::new(&root.join("journal")),
+                blobs: HashMap::new(),
+                actions: HashMap::new(),
+                bytes: 0,
+                known: None,
+                known_too_big: false,
+            }),
         })
     }
 
@@ -271,25 +275,18 @@ impl Cache {
     }
 
     /// Journals an index row and keeps it for this process's reads; the
-    /// index itself follows within [`crate::journal::APPLY_EVERY`].
+    /// index itself follows when the run ends ([`Cache::apply`]).
     fn put_row(&self, tag: u8, key: &str, value: &[u8]) -> io::Result<()> {
         let mut p = self.pending()?;
-        if p.journal.is_none() && !p.no_journal {
-            p.journal = Journal::create(&self.root.join("journal")).ok();
-            p.no_journal = p.journal.is_none();
-        }
-        let due = match p.journal.as_mut() {
-            Some(j) => {
-                // A blob waits for the action that refers to it: an action
-                // whose blob was lost is a miss, never a wrong hit.
-                j.append(&encode_rec(tag, key, value), tag == REC_ACTION)?;
-                // Rows are keyed by digests, so any batch lands all over the
-                // index and rewrites most of its pages: apply once, at the
-                // end of the run, unless the rows held in memory grow large.
-                p.bytes + value.len() > APPLY_BYTES
-            }
-            None => true,
-        };
+        // A blob waits for the action that refers to it: an action whose
+        // blob was lost is a miss, never a wrong hit.
+        let journalled = p
+            .journal
+            .append(&encode_rec(tag, key, value), tag == REC_ACTION)?;
+        // Rows are keyed by digests, so any batch lands all over the index
+        // and rewrites most of its pages: apply once, at the end of the run,
+        // unless the rows held in memory grow large.
+        let due = !journalled || p.bytes + value.len() > APPLY_BYTES;
         p.bytes += value.len();
         if tag == REC_BLOB {
             p.blobs.insert(key.to_owned(), value.to_vec());
@@ -321,9 +318,7 @@ impl Cache {
         p.blobs.clear();
         p.actions.clear();
         p.bytes = 0;
-        if let Some(j) = p.journal.as_mut() {
-            j.clear()?;
-        }
+        p.journal.clear()?;
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 pub struct History {
@@ -22,8 +22,7 @@ pub struct History {
     /// Step records not yet in the database, in order, and the journal
     /// that keeps them safe until they are (see [`crate::journal`]).
     pending: RefCell<Vec<Rec>>,
-    journal: RefCell<Option<Journal>>,
-    journal_dir: PathBuf,
+    journal: RefCell<Journal>,
 }
 
 /// The statements a run writes per step, journalled before they reach the
@@ -210,8 +209,7 @@ impl History {
         Ok(History {
             conn,
             pending: RefCell::new(Vec::new()),
-            journal: RefCell::new(None),
-            journal_dir,
+            journal: RefCell::new(Journal::new(&journal_dir)),
         })
     }
 
@@ -234,10 +232,10 @@ impl History {
         })();
         done.map_err(|e| format!("cannot write the run history: {e}"))?;
         pending.clear();
-        if let Some(j) = self.journal.borrow_mut().as_mut() {
-            j.clear()
-                .map_err(|e| format!("cannot empty the history journal: {e}"))?;
-        }
+        self.journal
+            .borrow_mut()
+            .clear()
+            .map_err(|e| format!("cannot empty the history journal: {e}"))?;
         Ok(())
     }
 
@@ -254,19 +252,12 @@ impl History {
     /// an attempt, which always precedes its step's result).
     fn record(&self, stmt: Stmt, values: Vec<Value>) -> Result<(), String> {
         let durable = matches!(stmt, Stmt::StepFinished | Stmt::CachedStep);
-        let mut slot = self.journal.borrow_mut();
-        if slot.is_none() {
-            *slot = Journal::create(&self.journal_dir).ok();
-        }
-        let due = match slot.as_mut() {
-            Some(j) => {
-                j.append(&stmt.encode(&values), durable)
-                    .map_err(|e| format!("cannot write the history journal: {e}"))?;
-                j.due()
-            }
-            None => true,
-        };
-        drop(slot);
+        let mut journal = self.journal.borrow_mut();
+        let journalled = journal
+            .append(&stmt.encode(&values), durable)
+            .map_err(|e| format!("cannot write the history journal: {e}"))?;
+        let due = !journalled || journal.due();
+        drop(journal);
         self.pending.borrow_mut().push((stmt, values));
         if due { self.apply(None) } else { Ok(()) }
     }

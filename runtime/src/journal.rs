@@ -37,9 +37,13 @@ pub const APPLY_EVERY: Duration = Duration::from_secs(2);
 /// The largest record accepted on replay; anything larger is corruption.
 const MAX_RECORD: usize = 256 * 1024 * 1024;
 
+/// This process's journal in one folder. The file is created on the first
+/// record; when it cannot be (a read-only folder), [`Journal::append`] says
+/// so and the caller commits its records at once.
 pub struct Journal {
-    file: File,
-    path: PathBuf,
+    dir: PathBuf,
+    /// `None` until the first record; `Some(Err)` once creating it failed.
+    file: Option<Result<(File, PathBuf), ()>>,
     /// Frames not yet written, waiting for the next durable record.
     buffered: Vec<u8>,
     /// Records appended since the last [`Journal::clear`].
@@ -56,45 +60,57 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
+/// Creates a journal file in `dir`, locked.
+fn create(dir: &Path) -> io::Result<(File, PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = format!("{}-{nanos}", std::process::id());
+    let path = dir.join(format!("{name}.journal"));
+    // Created and locked under another name, then renamed: a journal under
+    // its real name is always locked by its writer, so a recovering process
+    // never takes a fresh one for a dead one's.
+    let making = dir.join(format!("{name}.new"));
+    let file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .read(true)
+        .open(&making)?;
+    let ready = file
+        .try_lock()
+        .map_err(|e| io::Error::other(format!("cannot lock `{}`: {e}", making.display())))
+        .and_then(|()| std::fs::rename(&making, &path));
+    if let Err(e) = ready {
+        let _ = std::fs::remove_file(&making);
+        return Err(e);
+    }
+    Ok((file, path))
+}
+
 impl Journal {
-    /// Creates this process's journal in `dir` and locks it.
-    pub fn create(dir: &Path) -> io::Result<Journal> {
-        std::fs::create_dir_all(dir)?;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let name = format!("{}-{nanos}", std::process::id());
-        let path = dir.join(format!("{name}.journal"));
-        // Created and locked under another name, then renamed: a journal
-        // under its real name is always locked by its writer, so a
-        // recovering process never takes a fresh one for a dead one's.
-        let making = dir.join(format!("{name}.new"));
-        let file = std::fs::OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .read(true)
-            .open(&making)?;
-        let ready = file
-            .try_lock()
-            .map_err(|e| io::Error::other(format!("cannot lock `{}`: {e}", making.display())))
-            .and_then(|()| std::fs::rename(&making, &path));
-        if let Err(e) = ready {
-            let _ = std::fs::remove_file(&making);
-            return Err(e);
-        }
-        Ok(Journal {
-            file,
-            path,
+    /// A journal in `dir`; nothing is created until the first record.
+    pub fn new(dir: &Path) -> Journal {
+        Journal {
+            dir: dir.to_owned(),
+            file: None,
             buffered: Vec::new(),
             pending: 0,
             last_apply: Instant::now(),
-        })
+        }
     }
 
     /// Appends one record. A `durable` record is written at once, with the
     /// records buffered before it, in one `write(2)`; the others wait for
     /// the next durable one (losing them in a crash must be harmless).
-    pub fn append(&mut self, payload: &[u8], durable: bool) -> io::Result<()> {
+    /// `Ok(false)`: there is no journal file, commit the record at once.
+    pub fn append(&mut self, payload: &[u8], durable: bool) -> io::Result<bool> {
+        let Ok((file, path)) = self
+            .file
+            .get_or_insert_with(|| create(&self.dir).map_err(drop))
+        else {
+            return Ok(false);
+        };
         let len = u32::try_from(payload.len())
             .map_err(|_| io::Error::other("journal record larger than 4 GiB"))?;
         self.buffered.extend_from_slice(&len.to_le_bytes());
@@ -102,27 +118,15 @@ impl Journal {
             .extend_from_slice(&fnv1a(payload).to_le_bytes());
         self.buffered.extend_from_slice(payload);
         self.pending += 1;
-        if !durable {
-            return Ok(());
+        if durable {
+            if let Err(e) = file.write_all(&self.buffered) {
+                // A partial frame would hide every later one: cut it off.
+                let _ = truncate_to_records(file, path);
+                return Err(e);
+            }
+            self.buffered.clear();
         }
-        let frames = std::mem::take(&mut self.buffered);
-        if let Err(e) = self.file.write_all(&frames) {
-            // A partial frame would hide every later one: cut it off.
-            let _ = self.truncate_to_records();
-            return Err(e);
-        }
-        self.buffered = frames;
-        self.buffered.clear();
-        Ok(())
-    }
-
-    /// Drops a torn tail left by a failed write, keeping whole frames.
-    fn truncate_to_records(&mut self) -> io::Result<()> {
-        let mut bytes = Vec::new();
-        let mut f = File::open(&self.path)?;
-        f.read_to_end(&mut bytes)?;
-        let good = frames(&bytes).1;
-        self.file.set_len(good as u64)
+        Ok(true)
     }
 
     /// Whether records are waiting and the database has not been brought up
@@ -131,13 +135,11 @@ impl Journal {
         self.pending > 0 && self.last_apply.elapsed() >= APPLY_EVERY
     }
 
-    pub fn has_pending(&self) -> bool {
-        self.pending > 0
-    }
-
     /// Empties the journal once its records are committed to the database.
     pub fn clear(&mut self) -> io::Result<()> {
-        self.file.set_len(0)?;
+        if let Some(Ok((file, _))) = &self.file {
+            file.set_len(0)?;
+        }
         self.buffered.clear();
         self.pending = 0;
         self.last_apply = Instant::now();
@@ -145,12 +147,20 @@ impl Journal {
     }
 }
 
+/// Drops a torn tail left by a failed write, keeping whole frames.
+fn truncate_to_records(file: &File, path: &Path) -> io::Result<()> {
+    let bytes = std::fs::read(path)?;
+    file.set_len(frames(&bytes).1 as u64)
+}
+
 impl Drop for Journal {
     fn drop(&mut self) {
         // Only an empty journal is removed: records not yet applied stay
         // for the next opener.
-        if self.pending == 0 {
-            let _ = std::fs::remove_file(&self.path);
+        if let Some(Ok((_, path))) = &self.file
+            && self.pending == 0
+        {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
@@ -235,12 +245,12 @@ mod tests {
     #[test]
     fn records_of_a_dead_writer_are_recovered_and_a_torn_tail_is_dropped() {
         let d = dir("torn");
-        let mut j = Journal::create(&d).unwrap();
-        j.append(b"one", true).unwrap();
+        let mut j = Journal::new(&d);
+        assert!(j.append(b"one", true).unwrap());
         j.append(b"lost", false).unwrap();
         j.append(b"two", true).unwrap();
         j.append(b"never written", false).unwrap();
-        let path = j.path.clone();
+        let path = j.file.as_ref().unwrap().as_ref().unwrap().1.clone();
         // A live writer's journal is left alone.
         let mut seen = Vec::new();
         recover::<()>(&d, |r| {
@@ -310,11 +320,11 @@ mod tests {
     #[test]
     fn a_cleared_journal_is_removed_when_dropped() {
         let d = dir("clear");
-        let mut j = Journal::create(&d).unwrap();
+        let mut j = Journal::new(&d);
         j.append(b"x", true).unwrap();
-        assert!(j.has_pending());
+        assert_eq!(j.pending, 1);
         j.clear().unwrap();
-        let path = j.path.clone();
+        let path = j.file.as_ref().unwrap().as_ref().unwrap().1.clone();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
         drop(j);
         assert!(!path.exists());
