@@ -70,12 +70,18 @@ struct Shared {
     run_id: String,
     run_dir: PathBuf,
     digests: Mutex<HashMap<PathBuf, (u64, std::time::SystemTime, String)>>,
-    /// Tells the scheduler a step missed the cache and starts executing, so
-    /// the history says `running` while it does.
-    started: Option<mpsc::UnboundedSender<usize>>,
-    /// A step's process has ended: its `-j` slot is free while the step's
-    /// outputs are still being stored.
-    released: Option<mpsc::UnboundedSender<usize>>,
+    /// What a step task tells the scheduler while it runs (none in a dry run).
+    signals: Option<mpsc::UnboundedSender<Signal>>,
+}
+
+/// A step task's news for the scheduler, by node index.
+enum Signal {
+    /// It missed the cache and starts executing: the history says
+    /// `running` while it does.
+    Started(usize),
+    /// Its process has ended: its `-j` slot is free while its outputs are
+    /// still being stored.
+    ProcessEnded(usize),
 }
 
 fn new_run_id() -> String {
@@ -217,8 +223,7 @@ async fn run_async(
             run_id: String::new(),
             run_dir: opts.state_dir.join("runs").join("dry-run"),
             digests: Mutex::new(HashMap::new()),
-            started: None,
-            released: None,
+            signals: None,
         };
         return Ok(dry_run(&shared, &selected));
     }
@@ -282,8 +287,7 @@ async fn run_async(
         resumed_from: resumed_from.clone(),
     });
 
-    let (started_tx, mut started_rx) = mpsc::unbounded_channel::<usize>();
-    let (released_tx, mut released_rx) = mpsc::unbounded_channel::<usize>();
+    let (signals_tx, mut signals_rx) = mpsc::unbounded_channel::<Signal>();
     let shared = Arc::new(Shared {
         plan: plan.clone(),
         opts: opts.clone(),
@@ -295,8 +299,7 @@ async fn run_async(
         run_id: run_id.clone(),
         run_dir,
         digests: Mutex::new(HashMap::new()),
-        started: Some(started_tx),
-        released: Some(released_tx),
+        signals: Some(signals_tx),
     });
     let n = plan.nodes.len();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -527,13 +530,14 @@ async fn run_async(
                     }
                 }
             }
-            Some(i) = started_rx.recv() => {
-                let node = &plan.nodes[i];
-                history.step_started(&run_id, &node.id, &node.name).ok();
-                continue;
-            }
-            Some(i) = released_rx.recv() => {
-                slots.give_back(i);
+            Some(signal) = signals_rx.recv() => {
+                match signal {
+                    Signal::Started(i) => {
+                        let node = &plan.nodes[i];
+                        history.step_started(&run_id, &node.id, &node.name).ok();
+                    }
+                    Signal::ProcessEnded(i) => slots.give_back(i),
+                }
                 continue;
             }
             _ = &mut ctrl_c, if !interrupted => {
@@ -1315,8 +1319,8 @@ async fn execute_step(
             return fin;
         }
     }
-    if let Some(tx) = &shared.started {
-        let _ = tx.send(idx);
+    if let Some(tx) = &shared.signals {
+        let _ = tx.send(Signal::Started(idx));
     }
     let attempts_allowed = u32::try_from(node.retries.max(0)).unwrap_or(0) + 1;
     let mut log_all: Vec<u8> = Vec::new();
@@ -1409,8 +1413,8 @@ async fn execute_step(
     fin.exit_code = Some(outcome.exit_code());
     // Free the step's `-j` slot now and let the scheduler start the next
     // step before this one stores its outputs: the core would idle otherwise.
-    if let Some(tx) = &shared.released {
-        let _ = tx.send(idx);
+    if let Some(tx) = &shared.signals {
+        let _ = tx.send(Signal::ProcessEnded(idx));
         tokio::task::yield_now().await;
     }
     fin.log_tail = tail(&String::from_utf8_lossy(&log_all));
