@@ -154,24 +154,6 @@ pub(crate) fn io_error(msg: impl std::fmt::Display, help: Option<&str>) -> ExitC
 }
 
 pub(crate) fn load(paths: &[PathBuf]) -> Result<project::Project, ExitCode> {
-    // Read once per process: `weir run` needs the sources for the plan's
-    // key, for compiling and for storing the plan.
-    type Loaded = Option<(Vec<PathBuf>, project::Project)>;
-    static LOADED: std::sync::Mutex<Loaded> = std::sync::Mutex::new(None);
-    if let Ok(g) = LOADED.lock()
-        && let Some((p, project)) = &*g
-        && p == paths
-    {
-        return Ok(project.clone());
-    }
-    let loaded = load_uncached(paths)?;
-    if let Ok(mut g) = LOADED.lock() {
-        *g = Some((paths.to_vec(), loaded.clone()));
-    }
-    Ok(loaded)
-}
-
-fn load_uncached(paths: &[PathBuf]) -> Result<project::Project, ExitCode> {
     let cwd = std::env::current_dir().unwrap_or_default();
     project::load(&fs::OsSystem, paths, &cwd).map_err(|e| match e {
         LoadError::NotFound(p) => io_error(format!("`{}` does not exist", p.display()), Some("check the path; with no path, weir uses the project in the current directory")),
@@ -279,18 +261,28 @@ fn run(cli: Cli) -> ExitCode {
             }
         },
         Cmd::Init { dir } => init(dir),
-        Cmd::Run { args, run } => match run::cached_plan(&args).map_or_else(
-            || {
-                make_plan(&args).map(|p| {
-                    let digest = run::store_plan(&args, &p);
-                    (p, digest)
-                })
-            },
-            |(p, digest)| Ok((p, Some(digest))),
-        ) {
-            Ok((plan, digest)) => run::run(&plan, digest, &args, &run),
-            Err(code) => code,
-        },
+        Cmd::Run { args, run } => {
+            // The sources are read once: for the plan's key, and for
+            // compiling when no plan is kept under it.
+            let project = match load(&args.paths) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            let kept = run::plan_path(&args, &project);
+            let compiled = match kept.as_deref().and_then(run::cached_plan) {
+                Some((plan, digest)) => Ok((plan, Some(digest))),
+                None => plan_from(&args, &project).map(|plan| {
+                    let digest = kept
+                        .as_deref()
+                        .and_then(|path| run::store_plan(path, &plan));
+                    (plan, digest)
+                }),
+            };
+            match compiled {
+                Ok((plan, digest)) => run::run(&plan, digest, &args, &run),
+                Err(code) => code,
+            }
+        }
         Cmd::Runs { cmd, limit } => run::runs(cmd, limit),
         Cmd::Cache { cmd } => run::cache(cmd),
         Cmd::Lsp => {
@@ -331,6 +323,13 @@ pub(crate) static HAD_DIAGNOSTICS: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
 pub(crate) fn make_plan(args: &PlanArgs) -> Result<weir_compiler::plan::Plan, ExitCode> {
+    plan_from(args, &load(&args.paths)?)
+}
+
+fn plan_from(
+    args: &PlanArgs,
+    project: &project::Project,
+) -> Result<weir_compiler::plan::Plan, ExitCode> {
     let mut params = Vec::new();
     for p in &args.params {
         match p.split_once('=') {
@@ -345,7 +344,6 @@ pub(crate) fn make_plan(args: &PlanArgs) -> Result<weir_compiler::plan::Plan, Ex
             }
         }
     }
-    let project = load(&args.paths)?;
     let input = EvalInput {
         pipeline: args.pipeline.clone(),
         params,

@@ -74,10 +74,10 @@ pub enum CacheCmd {
     },
 }
 
-/// The key of a plan in `.weir/plans/`: everything compiling reads.
-fn plan_key(args: &PlanArgs) -> Option<(PathBuf, String)> {
+/// Where a plan is kept in `.weir/plans/`, named by the digest of
+/// everything compiling reads; `None` when the project has load problems.
+pub fn plan_path(args: &PlanArgs, project: &weir_compiler::project::Project) -> Option<PathBuf> {
     use std::fmt::Write as _;
-    let project = crate::load(&args.paths).ok()?;
     if !project.diagnostics.is_empty() {
         return None;
     }
@@ -93,31 +93,28 @@ fn plan_key(args: &PlanArgs) -> Option<(PathBuf, String)> {
         let _ = write!(material, "{}\n{}\n{}\n", name, text.len(), text);
     }
     let key = weir_runtime::cache::sha256(material.as_bytes());
-    Some((
+    Some(
         project_dir(args)
             .join(".weir")
             .join("plans")
             .join(format!("{key}.json")),
-        key,
-    ))
+    )
 }
 
 /// A plan compiled earlier from exactly the same sources, params and
 /// context. Only clean compilations are stored, so no diagnostic is lost.
 /// With the digest of its JSON, which the run history records.
-pub fn cached_plan(args: &PlanArgs) -> Option<(weir_compiler::plan::Plan, String)> {
-    let (path, _) = plan_key(args)?;
+pub fn cached_plan(path: &Path) -> Option<(weir_compiler::plan::Plan, String)> {
     let bytes = std::fs::read(path).ok()?;
     let plan = serde_json::from_slice(&bytes).ok()?;
     Some((plan, weir_runtime::cache::sha256(&bytes)))
 }
 
 /// Stores a plan for reuse; the digest of its JSON when it was written.
-pub fn store_plan(args: &PlanArgs, plan: &weir_compiler::plan::Plan) -> Option<String> {
+pub fn store_plan(path: &Path, plan: &weir_compiler::plan::Plan) -> Option<String> {
     if crate::HAD_DIAGNOSTICS.load(std::sync::atomic::Ordering::Relaxed) {
         return None;
     }
-    let (path, _) = plan_key(args)?;
     if let Some(dir) = path.parent() {
         if std::fs::create_dir_all(dir).is_err() {
             return None;
@@ -137,7 +134,7 @@ pub fn store_plan(args: &PlanArgs, plan: &weir_compiler::plan::Plan) -> Option<S
         }
     }
     let bytes = serde_json::to_vec(plan).ok()?;
-    let _ = crate::fs::write_atomic(&path, &bytes);
+    let _ = crate::fs::write_atomic(path, &bytes);
     Some(weir_runtime::cache::sha256(&bytes))
 }
 

@@ -38,7 +38,7 @@ impl std::fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Project {
     pub root: PathBuf,
     /// Module name to source text.
