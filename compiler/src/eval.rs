@@ -1617,8 +1617,7 @@ pub fn parse_param_value(
             let n = path[0].name.as_str();
             let lit = || -> Option<crate::syntax::lexer::Tok> {
                 let lexed = crate::syntax::lexer::lex("param", text.trim());
-                (lexed.diagnostics.is_empty() && lexed.tokens.len() == 1)
-                    .then(|| lexed.tokens[0].0.clone())
+                (lexed.diagnostics.is_empty() && lexed.tokens.len() == 1).then(|| lexed.tokens[0].0)
             };
             use crate::syntax::lexer::Tok;
             match n {

@@ -236,7 +236,7 @@ pub fn path_imports(text: &str) -> Vec<String> {
             && let (Some((Tok::StrStart(_), _)), Some((Tok::Text(s), _))) =
                 (t.get(i + 1), t.get(i + 2))
         {
-            out.push(s.to_string());
+            out.push(lexed.text(*s).to_owned());
         }
     }
     out

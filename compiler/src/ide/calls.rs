@@ -70,7 +70,7 @@ fn call_context_from(text: &str, start: usize, offset: usize) -> Option<CallCont
         .collect();
     // `name:` at the start of the argument that begins at token `k`.
     let name_at = |k: usize| match (toks.get(k), toks.get(k + 1)) {
-        (Some(Tok::Ident(n)), Some(Tok::P(P::Colon))) => Some(n.to_string()),
+        (Some(Tok::Ident(n)), Some(Tok::P(P::Colon))) => Some(lexed.text(*n).to_owned()),
         _ => None,
     };
     let mut depth = 0usize;
@@ -116,7 +116,7 @@ fn call_context_from(text: &str, start: usize, offset: usize) -> Option<CallCont
         if matches!(toks[i], Tok::P(P::LParen)) {
             named.reverse();
             return Some(CallContext {
-                callee: callee_before(&toks[..i])?,
+                callee: callee_before(&toks[..i], &lexed.strings)?,
                 arg_index,
                 named,
                 current_name,
@@ -127,13 +127,13 @@ fn call_context_from(text: &str, start: usize, offset: usize) -> Option<CallCont
     None
 }
 
-fn callee_before(toks: &[&Tok]) -> Option<Vec<String>> {
+fn callee_before(toks: &[&Tok], strings: &str) -> Option<Vec<String>> {
     let mut path = Vec::new();
     let mut i = toks.len();
     loop {
         i = i.checked_sub(1)?;
         match toks[i] {
-            Tok::Ident(n) => path.push(n.to_string()),
+            Tok::Ident(n) => path.push(n.get(strings).to_owned()),
             _ => return None,
         }
         if i >= 2 && matches!(toks[i - 1], Tok::P(P::Dot)) {

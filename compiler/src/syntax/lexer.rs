@@ -11,16 +11,31 @@
 //! character becomes an error token plus a diagnostic.
 
 use crate::diagnostics::{Code, Diagnostic, Span};
-use std::rc::Rc;
 
 /// The deepest bracket nesting the parser accepts.
 pub const MAX_NESTING: usize = 128;
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// The text of a name or of a piece of string: a range of
+/// [`Lexed::strings`]. Tokens are `Copy` (the parser copies them as it
+/// peeks) and can be shared between the threads that parse a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Sym {
+    start: u32,
+    len: u32,
+}
+
+impl Sym {
+    /// The text, given the strings of the lexer that made the symbol.
+    pub fn get(self, strings: &str) -> &str {
+        strings
+            .get(self.start as usize..(self.start + self.len) as usize)
+            .unwrap_or("")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Tok {
-    /// Names and texts are reference-counted: the parser clones tokens as
-    /// it peeks, and a clone must not allocate.
-    Ident(Rc<str>),
+    Ident(Sym),
     Int(i64),
     /// Milliseconds.
     Duration(u64),
@@ -30,7 +45,7 @@ pub enum Tok {
     Percent(i64),
     /// `"` or `"""` (true).
     StrStart(bool),
-    Text(Rc<str>),
+    Text(Sym),
     InterpStart,
     InterpEnd,
     StrEnd,
@@ -243,7 +258,7 @@ impl P {
 impl std::fmt::Display for Tok {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Tok::Ident(s) => write!(f, "`{s}`"),
+            Tok::Ident(_) => f.write_str("a name"),
             Tok::Int(_) | Tok::Duration(_) | Tok::Size(_) | Tok::Percent(_) => {
                 f.write_str("number")
             }
@@ -271,10 +286,19 @@ pub struct Comment {
 
 pub struct Lexed {
     pub tokens: Vec<(Tok, Span)>,
+    /// The texts of the names and string pieces, one after the other.
+    pub strings: String,
     pub comments: Vec<Comment>,
     pub diagnostics: Vec<Diagnostic>,
     /// Set when nesting exceeded [`MAX_NESTING`]; the parser then refuses the file.
     pub too_deep: bool,
+}
+
+impl Lexed {
+    /// The text of a name or string piece of this lexer's tokens.
+    pub fn text(&self, sym: Sym) -> &str {
+        sym.get(&self.strings)
+    }
 }
 
 enum Mode {
@@ -302,6 +326,7 @@ pub fn lex(file: &str, src: &str) -> Lexed {
         file,
         out: Lexed {
             tokens: Vec::with_capacity(src.len() / 4),
+            strings: String::with_capacity(src.len() / 2),
             comments: Vec::new(),
             diagnostics: Vec::new(),
             too_deep: false,
@@ -323,6 +348,14 @@ fn is_ident_char(c: u8) -> bool {
 impl Lexer<'_> {
     fn peek(&self, off: usize) -> u8 {
         self.bytes.get(self.pos + off).copied().unwrap_or(0)
+    }
+    fn sym(&mut self, text: &str) -> Sym {
+        let start = self.out.strings.len() as u32;
+        self.out.strings.push_str(text);
+        Sym {
+            start,
+            len: text.len() as u32,
+        }
     }
     fn push(&mut self, tok: Tok, start: usize) {
         self.out.tokens.push((tok, Span::new(start, self.pos)));
@@ -419,7 +452,7 @@ impl Lexer<'_> {
                     self.pos += 1;
                 }
                 let word = &self.src[start..self.pos];
-                let tok = Kw::from_str(word).map_or_else(|| Tok::Ident(word.into()), Tok::Kw);
+                let tok = Kw::from_str(word).map_or_else(|| Tok::Ident(self.sym(word)), Tok::Kw);
                 self.push(tok, start);
             }
             b'{' => {
@@ -687,7 +720,10 @@ impl Lexer<'_> {
         loop {
             if self.pos >= self.bytes.len() {
                 if !text.is_empty() {
-                    self.push(Tok::Text(text.into()), start);
+                    {
+                        let sym = self.sym(&text);
+                        self.push(Tok::Text(sym), start);
+                    }
                 }
                 let open = self
                     .out
@@ -734,7 +770,10 @@ impl Lexer<'_> {
                     text.truncate(nl + 1);
                 }
                 if !text.is_empty() {
-                    self.push(Tok::Text(text.into()), start);
+                    {
+                        let sym = self.sym(&text);
+                        self.push(Tok::Text(sym), start);
+                    }
                 }
                 let s = self.pos;
                 self.pos += 3;
@@ -744,7 +783,10 @@ impl Lexer<'_> {
             }
             if !multi && c == b'"' {
                 if !text.is_empty() {
-                    self.push(Tok::Text(text.into()), start);
+                    {
+                        let sym = self.sym(&text);
+                        self.push(Tok::Text(sym), start);
+                    }
                 }
                 let s = self.pos;
                 self.pos += 1;
@@ -754,7 +796,10 @@ impl Lexer<'_> {
             }
             if !multi && c == b'\n' {
                 if !text.is_empty() {
-                    self.push(Tok::Text(text.into()), start);
+                    {
+                        let sym = self.sym(&text);
+                        self.push(Tok::Text(sym), start);
+                    }
                 }
                 let open = self
                     .out
@@ -778,7 +823,9 @@ impl Lexer<'_> {
             }
             if c == b'$' && self.peek(1) == b'{' {
                 if !text.is_empty() {
-                    self.push(Tok::Text(std::mem::take(&mut text).into()), start);
+                    let sym = self.sym(&text);
+                    text.clear();
+                    self.push(Tok::Text(sym), start);
                 }
                 let s = self.pos;
                 self.pos += 2;
@@ -853,7 +900,7 @@ mod tests {
             .tokens
             .iter()
             .filter_map(|(t, _)| match t {
-                Tok::Text(s) => Some(s.to_string()),
+                Tok::Text(s) => Some(s.get(&l.strings).to_owned()),
                 _ => None,
             })
             .collect();

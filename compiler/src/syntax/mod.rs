@@ -48,7 +48,8 @@ pub fn parse(file: &str, src: &str) -> Parsed {
             diagnostics,
         };
     }
-    let (mut module, parse_diags) = parser::parse_tokens(file, &lexed.tokens, src.len());
+    let (mut module, parse_diags) =
+        parser::parse_tokens(file, &lexed.tokens, &lexed.strings, src.len());
     // A syntax error at the position of a lexer error is a consequence of it.
     for d in parse_diags {
         let overlaps = diagnostics.iter().any(|l| {

@@ -17,7 +17,7 @@ use chumsky::input::{Input, ValueInput};
 use chumsky::pratt::{infix, left, postfix, prefix};
 use chumsky::prelude::*;
 
-type Err<'src> = extra::Err<Rich<'src, Tok, SimpleSpan>>;
+type Err<'src> = extra::Err<Rich<'src, Tok, Span>>;
 
 /// The parser's extra parameters: rich errors for diagnostics, or none for
 /// the fast first pass over files that parse cleanly.
@@ -31,60 +31,79 @@ impl<'src, I: Input<'src>, T> Extra<'src, I> for T where
 {
 }
 
-fn sp(s: SimpleSpan) -> Span {
-    Span::new(s.start, s.end)
+/// Tokens carry the compiler's own spans, so the parser's spans need no
+/// conversion.
+impl chumsky::span::Span for Span {
+    type Context = ();
+    type Offset = u32;
+    fn new((): (), range: std::ops::Range<u32>) -> Self {
+        Span {
+            start: range.start,
+            end: range.end.max(range.start),
+        }
+    }
+    fn context(&self) {}
+    fn start(&self) -> u32 {
+        self.start
+    }
+    fn end(&self) -> u32 {
+        self.end
+    }
 }
 
-fn p<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>(
+fn p<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>>(
     x: P,
 ) -> impl Parser<'src, I, Tok, X> + Clone {
     just(Tok::P(x))
 }
-fn kw<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>(
+fn kw<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>>(
     x: Kw,
 ) -> impl Parser<'src, I, Tok, X> + Clone {
     just(Tok::Kw(x))
 }
 
-fn ident<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>()
--> impl Parser<'src, I, Ident, X> + Clone {
-    select! { Tok::Ident(name) = e => Ident { name: name.to_string(), span: sp(e.span()) } }
+fn ident<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>>(
+    names: &'src str,
+) -> impl Parser<'src, I, Ident, X> + Clone {
+    select! { Tok::Ident(name) = e => Ident { name: name.get(names).to_owned(), span: e.span() } }
         .labelled("a name")
 }
 
 /// A field name: an identifier, or a keyword such as `when` used as a field.
-fn field_name<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>()
--> impl Parser<'src, I, Ident, X> + Clone {
+fn field_name<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>>(
+    names: &'src str,
+) -> impl Parser<'src, I, Ident, X> + Clone {
     select! {
-        Tok::Ident(name) = e => Ident { name: name.to_string(), span: sp(e.span()) },
-        Tok::Kw(k) = e => Ident { name: k.as_str().to_owned(), span: sp(e.span()) },
+        Tok::Ident(name) = e => Ident { name: name.get(names).to_owned(), span: e.span() },
+        Tok::Kw(k) = e => Ident { name: k.as_str().to_owned(), span: e.span() },
     }
     .labelled("a field name")
 }
 
-fn seps<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>()
+fn seps<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>>()
 -> impl Parser<'src, I, (), X> + Clone {
     p(P::Comma).or(p(P::Semi)).repeated().ignored()
 }
 
 /// A string without interpolation, as `use` and `policy` take.
-fn plain_string<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>()
--> impl Parser<'src, I, (String, Span), X> + Clone {
+fn plain_string<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>>(
+    names: &'src str,
+) -> impl Parser<'src, I, (String, Span), X> + Clone {
     select! { Tok::StrStart(_) => () }
-        .ignore_then(select! { Tok::Text(t) => t.to_string() }.or_not())
+        .ignore_then(select! { Tok::Text(t) => t.get(names).to_owned() }.or_not())
         .then_ignore(just(Tok::StrEnd))
-        .map_with(|t, e| (t.unwrap_or_default(), sp(e.span())))
+        .map_with(|t, e| (t.unwrap_or_default(), e.span()))
         .labelled("a string")
 }
 
-fn type_expr<'src, I, X, E>(expr: E) -> impl Parser<'src, I, TypeExpr, X> + Clone
+fn type_expr<'src, I, X, E>(names: &'src str, expr: E) -> impl Parser<'src, I, TypeExpr, X> + Clone
 where
-    I: ValueInput<'src, Token = Tok, Span = SimpleSpan>,
+    I: ValueInput<'src, Token = Tok, Span = Span>,
     X: Extra<'src, I>,
     E: Parser<'src, I, Expr, X> + Clone + 'src,
 {
     recursive(|ty| {
-        let field = field_name()
+        let field = field_name(names)
             .then_ignore(p(P::Colon))
             .then(ty.clone())
             .then(p(P::Eq).ignore_then(expr.clone()).or_not())
@@ -99,8 +118,8 @@ where
             .allow_trailing()
             .collect::<Vec<_>>()
             .delimited_by(p(P::LBrace), p(P::RBrace))
-            .map_with(|fields, e| TypeExpr::Record(fields, sp(e.span())));
-        let named = ident()
+            .map_with(|fields, e| TypeExpr::Record(fields, e.span()));
+        let named = ident(names)
             .separated_by(p(P::Dot))
             .at_least(1)
             .collect::<Vec<_>>()
@@ -111,15 +130,15 @@ where
             )
             .map_with(|(path, arg), e| match arg {
                 Some(inner) if path.len() == 1 && path[0].name == "list" => {
-                    TypeExpr::List(Box::new(inner), sp(e.span()))
+                    TypeExpr::List(Box::new(inner), e.span())
                 }
-                _ => TypeExpr::Named(path, sp(e.span())),
+                _ => TypeExpr::Named(path, e.span()),
             });
         choice((named, record))
             .then(p(P::Question).or_not())
             .map_with(|(t, q), e| {
                 if q.is_some() {
-                    TypeExpr::Optional(Box::new(t), sp(e.span()))
+                    TypeExpr::Optional(Box::new(t), e.span())
                 } else {
                     t
                 }
@@ -129,14 +148,14 @@ where
     .labelled("a type")
 }
 
-fn string_lit<'src, I, X, E>(expr: E) -> impl Parser<'src, I, Expr, X> + Clone
+fn string_lit<'src, I, X, E>(names: &'src str, expr: E) -> impl Parser<'src, I, Expr, X> + Clone
 where
-    I: ValueInput<'src, Token = Tok, Span = SimpleSpan>,
+    I: ValueInput<'src, Token = Tok, Span = Span>,
     X: Extra<'src, I>,
     E: Parser<'src, I, Expr, X> + Clone,
 {
     let part = choice((
-        select! { Tok::Text(t) => StrPart::Text(t.to_string()) },
+        select! { Tok::Text(t) => StrPart::Text(t.get(names).to_owned()) },
         expr.delimited_by(just(Tok::InterpStart), just(Tok::InterpEnd))
             .recover_with(via_parser(nested_delimiters(
                 Tok::InterpStart,
@@ -145,7 +164,7 @@ where
                     (Tok::P(P::LParen), Tok::P(P::RParen)),
                     (Tok::P(P::LBracket), Tok::P(P::RBracket)),
                 ],
-                |s| Expr::error(sp(s)),
+                Expr::error,
             )))
             .map(StrPart::Interp),
     ));
@@ -154,17 +173,17 @@ where
         .then_ignore(just(Tok::StrEnd))
         .map_with(|(multi, parts), e| Expr {
             kind: ExprKind::Str { parts, multi },
-            span: sp(e.span()),
+            span: e.span(),
         })
 }
 
-fn args<'src, I, X, E>(expr: E) -> impl Parser<'src, I, Vec<Arg>, X> + Clone
+fn args<'src, I, X, E>(names: &'src str, expr: E) -> impl Parser<'src, I, Vec<Arg>, X> + Clone
 where
-    I: ValueInput<'src, Token = Tok, Span = SimpleSpan>,
+    I: ValueInput<'src, Token = Tok, Span = Span>,
     X: Extra<'src, I>,
     E: Parser<'src, I, Expr, X> + Clone,
 {
-    let arg = field_name()
+    let arg = field_name(names)
         .then_ignore(p(P::Colon))
         .or_not()
         .then(expr)
@@ -183,7 +202,7 @@ where
             |s| {
                 vec![Arg {
                     name: None,
-                    value: Expr::error(sp(s)),
+                    value: Expr::error(s),
                 }]
             },
         )))
@@ -191,8 +210,9 @@ where
 
 /// Statements and expressions are mutually recursive through blocks, so both
 /// are built here and the caller picks the one it needs.
-fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>()
--> (
+fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>>(
+    names: &'src str,
+) -> (
     impl Parser<'src, I, Expr, X> + Clone,
     impl Parser<'src, I, Block, X> + Clone,
     impl Parser<'src, I, Stmt, X> + Clone,
@@ -205,10 +225,10 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
     // and statement parsers handed back are built again outside, over the
     // finished expression parser.
     let expr = recursive(|expr| {
-        let (_, block, _) = stmt_and_block::<I, X, _>(expr.clone());
+        let (_, block, _) = stmt_and_block::<I, X, _>(names, expr.clone());
         let require = require_clause(expr.clone());
 
-        let field_init = field_name()
+        let field_init = field_name(names)
             .then_ignore(p(P::Colon))
             .then(expr.clone())
             .map(|(name, value)| FieldInit { name, value });
@@ -237,23 +257,23 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
                         then,
                         els,
                     },
-                    span: sp(e.span()),
+                    span: e.span(),
                 })
                 .boxed()
         });
 
         let pattern = choice((
-            select! { Tok::Ident(n) = e if &*n == "_" => Pattern::Wildcard(sp(e.span())) },
-            ident()
+            select! { Tok::Ident(n) = e if n.get(names) == "_" => Pattern::Wildcard(e.span()) },
+            ident(names)
                 .separated_by(p(P::Dot))
                 .at_least(1)
                 .collect::<Vec<_>>()
-                .map_with(|path, e| Pattern::Path(path, sp(e.span()))),
-            string_lit(expr.clone()).map(Pattern::Literal),
+                .map_with(|path, e| Pattern::Path(path, e.span())),
+            string_lit(names, expr.clone()).map(Pattern::Literal),
             select! {
-                Tok::Int(i) = e => Pattern::Literal(Expr { kind: ExprKind::Int(i), span: sp(e.span()) }),
-                Tok::Kw(Kw::True) = e => Pattern::Literal(Expr { kind: ExprKind::Bool(true), span: sp(e.span()) }),
-                Tok::Kw(Kw::False) = e => Pattern::Literal(Expr { kind: ExprKind::Bool(false), span: sp(e.span()) }),
+                Tok::Int(i) = e => Pattern::Literal(Expr { kind: ExprKind::Int(i), span: e.span() }),
+                Tok::Kw(Kw::True) = e => Pattern::Literal(Expr { kind: ExprKind::Bool(true), span: e.span() }),
+                Tok::Kw(Kw::False) = e => Pattern::Literal(Expr { kind: ExprKind::Bool(false), span: e.span() }),
             },
         ));
         let arm = pattern
@@ -285,11 +305,11 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
                     scrutinee: Box::new(scrutinee),
                     arms,
                 },
-                span: sp(e.span()),
+                span: e.span(),
             });
 
         let for_expr = kw(Kw::For)
-            .ignore_then(ident())
+            .ignore_then(ident(names))
             .then_ignore(kw(Kw::In))
             .then(expr.clone())
             .then(block.clone())
@@ -299,7 +319,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
                     iter: Box::new(iter),
                     body,
                 },
-                span: sp(e.span()),
+                span: e.span(),
             });
 
         enum NodeItem {
@@ -334,7 +354,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
                         requires,
                         body_span,
                     },
-                    span: sp(e.span()),
+                    span: e.span(),
                 }
             },
         );
@@ -347,7 +367,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
             .delimited_by(p(P::LBracket), p(P::RBracket))
             .map_with(|items, e| Expr {
                 kind: ExprKind::List(items),
-                span: sp(e.span()),
+                span: e.span(),
             })
             .recover_with(via_parser(nested_delimiters(
                 Tok::P(P::LBracket),
@@ -356,7 +376,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
                     (Tok::P(P::LParen), Tok::P(P::RParen)),
                     (Tok::P(P::LBrace), Tok::P(P::RBrace)),
                 ],
-                |s| Expr::error(sp(s)),
+                Expr::error,
             )));
 
         let record = field_init
@@ -367,7 +387,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
             .delimited_by(p(P::LBrace), p(P::RBrace))
             .map_with(|fields, e| Expr {
                 kind: ExprKind::Record(fields),
-                span: sp(e.span()),
+                span: e.span(),
             });
 
         let paren = expr
@@ -375,7 +395,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
             .delimited_by(p(P::LParen), p(P::RParen))
             .map_with(|inner, e| Expr {
                 kind: ExprKind::Paren(Box::new(inner)),
-                span: sp(e.span()),
+                span: e.span(),
             })
             .recover_with(via_parser(nested_delimiters(
                 Tok::P(P::LParen),
@@ -384,7 +404,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
                     (Tok::P(P::LBracket), Tok::P(P::RBracket)),
                     (Tok::P(P::LBrace), Tok::P(P::RBrace)),
                 ],
-                |s| Expr::error(sp(s)),
+                Expr::error,
             )));
 
         let literal = select! {
@@ -395,19 +415,19 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
             Tok::Kw(Kw::True) => ExprKind::Bool(true),
             Tok::Kw(Kw::False) => ExprKind::Bool(false),
             Tok::Kw(Kw::None) => ExprKind::None,
-            Tok::Ident(n) => ExprKind::Name(n.to_string()),
+            Tok::Ident(n) => ExprKind::Name(n.get(names).to_owned()),
             // The lexer reported the bad token already: stand in quietly.
             Tok::Error => ExprKind::Error,
         }
         .map_with(|kind, e| Expr {
             kind,
-            span: sp(e.span()),
+            span: e.span(),
         });
 
         // Ordered by how often each starts an expression in real pipelines.
         let atom = choice((
             literal,
-            string_lit(expr.clone()),
+            string_lit(names, expr.clone()),
             node_expr,
             list,
             record,
@@ -424,14 +444,14 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
             Call(Vec<Arg>),
         }
         let post = choice((
-            p(P::Dot).ignore_then(field_name()).map(Post::Field),
-            args(expr.clone()).map(Post::Call),
+            p(P::Dot).ignore_then(field_name(names)).map(Post::Field),
+            args(names, expr.clone()).map(Post::Call),
         ));
 
         let bin =
             |l: Expr, op: BinOp, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, X>| Expr {
                 kind: ExprKind::Binary(op, Box::new(l), Box::new(r)),
-                span: sp(e.span()),
+                span: e.span(),
             };
         atom
         .pratt((
@@ -448,7 +468,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
                     };
                     Expr {
                         kind,
-                        span: sp(e.span()),
+                        span: e.span(),
                     }
                 },
             ),
@@ -457,7 +477,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
                 p(P::Bang),
                 |_, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, X>| Expr {
                     kind: ExprKind::Unary(UnOp::Not, Box::new(r)),
-                    span: sp(e.span()),
+                    span: e.span(),
                 },
             ),
             prefix(
@@ -465,7 +485,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
                 p(P::Minus),
                 |_, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, X>| Expr {
                     kind: ExprKind::Unary(UnOp::Neg, Box::new(r)),
-                    span: sp(e.span()),
+                    span: e.span(),
                 },
             ),
             // One operator parser per precedence level: a token is compared
@@ -485,7 +505,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
         ))
         .boxed()
     });
-    let (stmt, block, ty) = stmt_and_block::<I, X, _>(expr.clone());
+    let (stmt, block, ty) = stmt_and_block::<I, X, _>(names, expr.clone());
     (expr, block, stmt, ty)
 }
 
@@ -493,7 +513,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: 
 /// does not parse becomes an empty list over the group.
 fn braced_items<'src, I, X, T, Item>(item: Item) -> impl Parser<'src, I, (Vec<T>, Span), X> + Clone
 where
-    I: ValueInput<'src, Token = Tok, Span = SimpleSpan>,
+    I: ValueInput<'src, Token = Tok, Span = Span>,
     X: Extra<'src, I>,
     Item: Parser<'src, I, T, X> + Clone + 'src,
 {
@@ -502,7 +522,7 @@ where
         .allow_trailing()
         .collect::<Vec<_>>()
         .delimited_by(p(P::LBrace), p(P::RBrace))
-        .map_with(|items, e| (items, sp(e.span())))
+        .map_with(|items, e| (items, e.span()))
         .recover_with(via_parser(nested_delimiters(
             Tok::P(P::LBrace),
             Tok::P(P::RBrace),
@@ -510,14 +530,14 @@ where
                 (Tok::P(P::LParen), Tok::P(P::RParen)),
                 (Tok::P(P::LBracket), Tok::P(P::RBracket)),
             ],
-            |s| (Vec::new(), sp(s)),
+            |s| (Vec::new(), s),
         )))
 }
 
 /// `require COND else MESSAGE`
 fn require_clause<'src, I, X, E>(expr: E) -> impl Parser<'src, I, Require, X> + Clone
 where
-    I: ValueInput<'src, Token = Tok, Span = SimpleSpan>,
+    I: ValueInput<'src, Token = Tok, Span = Span>,
     X: Extra<'src, I>,
     E: Parser<'src, I, Expr, X> + Clone + 'src,
 {
@@ -528,13 +548,14 @@ where
         .map_with(|(cond, message), e| Require {
             cond,
             message,
-            span: sp(e.span()),
+            span: e.span(),
         })
 }
 
 /// Statements, blocks and type expressions over an expression parser.
 #[allow(clippy::type_complexity)]
 fn stmt_and_block<'src, I, X, E>(
+    names: &'src str,
     expr: E,
 ) -> (
     impl Parser<'src, I, Stmt, X> + Clone,
@@ -542,13 +563,13 @@ fn stmt_and_block<'src, I, X, E>(
     impl Parser<'src, I, TypeExpr, X> + Clone,
 )
 where
-    I: ValueInput<'src, Token = Tok, Span = SimpleSpan>,
+    I: ValueInput<'src, Token = Tok, Span = Span>,
     X: Extra<'src, I>,
     E: Parser<'src, I, Expr, X> + Clone + 'src,
 {
-    let ty = type_expr(expr.clone()).boxed();
+    let ty = type_expr(names, expr.clone()).boxed();
     let block = recursive(|block| {
-        let stmt = stmt_parser(expr.clone(), block, ty.clone());
+        let stmt = stmt_parser(names, expr.clone(), block, ty.clone());
         stmt.separated_by(seps())
             .allow_leading()
             .allow_trailing()
@@ -556,7 +577,7 @@ where
             .delimited_by(p(P::LBrace), p(P::RBrace))
             .map_with(|stmts, e| Block {
                 stmts,
-                span: sp(e.span()),
+                span: e.span(),
             })
             .recover_with(via_parser(nested_delimiters(
                 Tok::P(P::LBrace),
@@ -567,23 +588,24 @@ where
                 ],
                 |s| Block {
                     stmts: Vec::new(),
-                    span: sp(s),
+                    span: s,
                 },
             )))
             .boxed()
     });
-    let stmt = stmt_parser(expr, block.clone(), ty.clone());
+    let stmt = stmt_parser(names, expr, block.clone(), ty.clone());
     (stmt, block, ty)
 }
 
 /// One statement: `let`, `stage`, `require` or an expression.
 fn stmt_parser<'src, I, X, E, B, T>(
+    names: &'src str,
     expr: E,
     block: B,
     ty: T,
 ) -> impl Parser<'src, I, Stmt, X> + Clone
 where
-    I: ValueInput<'src, Token = Tok, Span = SimpleSpan>,
+    I: ValueInput<'src, Token = Tok, Span = Span>,
     X: Extra<'src, I>,
     E: Parser<'src, I, Expr, X> + Clone + 'src,
     B: Parser<'src, I, Block, X> + Clone + 'src,
@@ -591,13 +613,13 @@ where
 {
     let require = require_clause(expr.clone());
     let let_decl = kw(Kw::Let)
-        .ignore_then(ident())
+        .ignore_then(ident(names))
         .then(p(P::Colon).ignore_then(ty.clone()).or_not())
         .then_ignore(p(P::Eq))
         .then(expr.clone())
         .map(|((name, ty), value)| LetDecl { name, ty, value });
     let stage = kw(Kw::Stage)
-        .ignore_then(ident())
+        .ignore_then(ident(names))
         .then(kw(Kw::When).ignore_then(expr.clone()).or_not())
         .then(block.clone())
         .then(kw(Kw::OnFailure).ignore_then(block.clone()).or_not())
@@ -606,11 +628,11 @@ where
             when,
             body,
             on_failure,
-            span: sp(e.span()),
+            span: e.span(),
             doc: None,
         });
     let stmt = choice((
-        let_decl.map_with(|l, e| Stmt::Let(l, sp(e.span()))),
+        let_decl.map_with(|l, e| Stmt::Let(l, e.span())),
         stage.map(Stmt::Stage),
         require.map(Stmt::Require),
         expr.clone().map(Stmt::Expr),
@@ -622,16 +644,71 @@ where
     .boxed()
 }
 
-fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'src, I>>()
--> impl Parser<'src, I, Module, X> {
-    let (expr, block, stmt, ty) = expr_and_block::<I, X>();
+/// What a pipeline's braces hold: triggers and statements, in any order.
+enum PipeItem {
+    Trigger(Trigger),
+    Stmt(Stmt),
+}
+
+fn pipe_item<'src, I, X, E, S>(
+    names: &'src str,
+    expr: E,
+    stmt: S,
+) -> impl Parser<'src, I, PipeItem, X> + Clone
+where
+    I: ValueInput<'src, Token = Tok, Span = Span>,
+    X: Extra<'src, I>,
+    E: Parser<'src, I, Expr, X> + Clone + 'src,
+    S: Parser<'src, I, Stmt, X> + Clone + 'src,
+{
+    let trigger = kw(Kw::On)
+        .ignore_then(ident(names))
+        .then(args(names, expr).or_not())
+        .map_with(|(kind, args), e| Trigger {
+            kind,
+            args: args.unwrap_or_default(),
+            span: e.span(),
+        });
+    choice((trigger.map(PipeItem::Trigger), stmt.map(PipeItem::Stmt)))
+}
+
+fn split_pipe_items(items: Vec<PipeItem>) -> (Vec<Trigger>, Vec<Stmt>) {
+    let mut triggers = Vec::new();
+    let mut stmts = Vec::with_capacity(items.len());
+    for it in items {
+        match it {
+            PipeItem::Trigger(t) => triggers.push(t),
+            PipeItem::Stmt(s) => stmts.push(s),
+        }
+    }
+    (triggers, stmts)
+}
+
+/// The inside of a pipeline's braces, on its own: a run of statements
+/// split off a large pipeline to be parsed on another thread.
+fn pipe_items<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>>(
+    names: &'src str,
+) -> impl Parser<'src, I, Vec<PipeItem>, X> {
+    let (expr, _, stmt, _) = expr_and_block::<I, X>(names);
+    pipe_item(names, expr, stmt)
+        .separated_by(seps())
+        .allow_leading()
+        .allow_trailing()
+        .collect::<Vec<_>>()
+        .then_ignore(end())
+}
+
+fn module<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>>(
+    names: &'src str,
+) -> impl Parser<'src, I, Module, X> {
+    let (expr, block, stmt, ty) = expr_and_block::<I, X>(names);
 
     let use_decl = kw(Kw::Use)
         .ignore_then(choice((
             kw(Kw::Plugin)
-                .ignore_then(plain_string())
+                .ignore_then(plain_string(names))
                 .map(|(s, span)| UseTarget::Plugin(s, span)),
-            plain_string().map(|(s, span)| match s.split_once('@') {
+            plain_string(names).map(|(s, span)| match s.split_once('@') {
                 Some((name, version)) => UseTarget::Versioned {
                     name: name.to_owned(),
                     version: version.to_owned(),
@@ -639,13 +716,13 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'s
                 },
                 None => UseTarget::Path(s, span),
             }),
-            ident()
+            ident(names)
                 .separated_by(p(P::Dot))
                 .at_least(1)
                 .collect::<Vec<_>>()
                 .map(UseTarget::Std),
         )))
-        .then(kw(Kw::As).ignore_then(ident()).or_not())
+        .then(kw(Kw::As).ignore_then(ident(names)).or_not())
         .map(|(target, alias)| {
             let explicit_alias = alias.is_some();
             let alias = alias.or_else(|| match &target {
@@ -677,20 +754,20 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'s
         });
 
     let param = kw(Kw::Param)
-        .ignore_then(ident())
+        .ignore_then(ident(names))
         .then_ignore(p(P::Colon))
         .then(ty.clone())
         .then(p(P::Eq).ignore_then(expr.clone()).or_not())
         .map(|((name, ty), default)| ItemKind::Param(ParamDecl { name, ty, default }));
 
     let let_item = kw(Kw::Let)
-        .ignore_then(ident())
+        .ignore_then(ident(names))
         .then(p(P::Colon).ignore_then(ty.clone()).or_not())
         .then_ignore(p(P::Eq))
         .then(expr.clone())
         .map(|((name, ty), value)| ItemKind::Let(LetDecl { name, ty, value }));
 
-    let fn_param = ident()
+    let fn_param = ident(names)
         .then_ignore(p(P::Colon))
         .then(ty.clone())
         .then(p(P::Eq).ignore_then(expr.clone()).or_not())
@@ -701,7 +778,7 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'s
             doc: None,
         });
     let fn_decl = kw(Kw::Fn)
-        .ignore_then(ident())
+        .ignore_then(ident(names))
         .then(
             fn_param
                 .separated_by(p(P::Comma))
@@ -721,9 +798,9 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'s
         });
 
     let enum_decl = kw(Kw::Enum)
-        .ignore_then(ident())
+        .ignore_then(ident(names))
         .then(
-            ident()
+            ident(names)
                 .map(|name| Variant { name, doc: None })
                 .separated_by(seps())
                 .allow_trailing()
@@ -733,7 +810,7 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'s
         .map(|(name, variants)| ItemKind::Enum(EnumDecl { name, variants }));
 
     let type_decl = kw(Kw::Type)
-        .ignore_then(ident())
+        .ignore_then(ident(names))
         .then_ignore(p(P::Eq))
         .then(ty.clone())
         .map(|(name, ty)| match ty {
@@ -752,35 +829,13 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'s
             }),
         });
 
-    let trigger = kw(Kw::On)
-        .ignore_then(ident())
-        .then(args(expr.clone()).or_not())
-        .map_with(|(kind, args), e| Trigger {
-            kind,
-            args: args.unwrap_or_default(),
-            span: sp(e.span()),
-        });
-    enum PipeItem {
-        Trigger(Trigger),
-        Stmt(Stmt),
-    }
     let pipeline = kw(Kw::Default)
         .or_not()
         .then_ignore(kw(Kw::Pipeline))
-        .then(ident())
-        .then(braced_items(choice((
-            trigger.map(PipeItem::Trigger),
-            stmt.clone().map(PipeItem::Stmt),
-        ))))
+        .then(ident(names))
+        .then(braced_items(pipe_item(names, expr.clone(), stmt.clone())))
         .map(|((is_default, name), (items, span))| {
-            let mut triggers = Vec::new();
-            let mut stmts = Vec::new();
-            for it in items {
-                match it {
-                    PipeItem::Trigger(t) => triggers.push(t),
-                    PipeItem::Stmt(s) => stmts.push(s),
-                }
-            }
+            let (triggers, stmts) = split_pipe_items(items);
             ItemKind::Pipeline(PipelineDecl {
                 name,
                 is_default: is_default.is_some(),
@@ -796,13 +851,13 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'s
         .map_with(|(cond, message), e| Require {
             cond,
             message,
-            span: sp(e.span()),
+            span: e.span(),
         });
     let policy = kw(Kw::Policy)
-        .ignore_then(ident())
+        .ignore_then(ident(names))
         .then_ignore(kw(Kw::For))
         .then_ignore(kw(Kw::Step))
-        .then(ident())
+        .then(ident(names))
         .then(kw(Kw::When).ignore_then(expr.clone()).or_not())
         .then(
             require
@@ -827,7 +882,7 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'s
         )))
         .map_with(|(public, kind), e| Item {
             kind,
-            span: sp(e.span()),
+            span: e.span(),
             public: public.is_some(),
             doc: None,
         })
@@ -845,41 +900,213 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = SimpleSpan>, X: Extra<'s
 pub fn parse_tokens(
     file: &str,
     tokens: &[(Tok, Span)],
+    names: &str,
     src_len: usize,
 ) -> (Module, Vec<Diagnostic>) {
-    let toks: Vec<(Tok, SimpleSpan)> = tokens
-        .iter()
-        .map(|(t, s)| {
-            (
-                t.clone(),
-                SimpleSpan::from(s.start as usize..s.end as usize),
-            )
-        })
-        .collect();
-    let eoi = SimpleSpan::from(src_len..src_len);
-    let input = toks.as_slice().split_token_span(eoi);
+    let eoi = Span::new(src_len, src_len);
     // Fast path: most files parse cleanly, and a parse without error
     // tracking is several times faster. Only a file with errors is parsed
     // again with rich errors for its diagnostics.
-    if let Ok(m) = module::<_, extra::Default>()
-        .parse(input.clone())
-        .into_result()
-    {
+    if let Some(m) = parse_clean(tokens, names, eoi, PARALLEL_MIN_TOKENS, parallelism()) {
         return (m, Vec::new());
     }
-    let (out, errs) = module::<_, Err<'_>>().parse(input).into_output_errors();
+    let input = tokens.split_token_span(eoi);
+    let (out, errs) = module::<_, Err<'_>>(names)
+        .parse(input)
+        .into_output_errors();
     let mut diags = Vec::new();
     for e in errs {
-        diags.push(rich_to_diagnostic(file, &e));
+        diags.push(rich_to_diagnostic(file, &e, names));
     }
     (out.unwrap_or_default(), diags)
 }
 
-fn rich_to_diagnostic(file: &str, e: &Rich<'_, Tok, SimpleSpan>) -> Diagnostic {
-    let span = sp(*e.span());
-    let found = e
-        .found()
-        .map_or_else(|| "the end of the file".to_owned(), ToString::to_string);
+/// Pipelines with fewer tokens than this in their body are parsed on the
+/// calling thread alone.
+const PARALLEL_MIN_TOKENS: usize = 40_000;
+
+/// The module, if the tokens parse without any error. A pipeline body of
+/// more than `split_min` tokens is cut between statements into `n` pieces
+/// parsed on as many threads; the result is the same tree as one parse.
+fn parse_clean(
+    tokens: &[(Tok, Span)],
+    names: &str,
+    eoi: Span,
+    split_min: usize,
+    n: usize,
+) -> Option<Module> {
+    let parse_all = |toks: &[(Tok, Span)]| {
+        module::<_, extra::Default>(names)
+            .parse(toks.split_token_span(eoi))
+            .into_result()
+            .ok()
+    };
+    let Some((open, close)) = largest_pipeline_body(tokens).filter(|(o, c)| c - o > split_min)
+    else {
+        return parse_all(tokens);
+    };
+    let pieces = statement_pieces(tokens, open + 1, close, n);
+    if pieces.len() < 2 {
+        return parse_all(tokens);
+    }
+    // The file with that pipeline's braces emptied, then the pieces.
+    let mut outline = Vec::with_capacity(tokens.len() - (close - open) + 1);
+    outline.extend_from_slice(&tokens[..=open]);
+    outline.extend_from_slice(&tokens[close..]);
+    let body_span = tokens[open].1.to(tokens[close].1);
+    let parse_piece = |range: std::ops::Range<usize>| {
+        let piece_eoi = tokens[range.end].1;
+        pipe_items::<_, extra::Default>(names)
+            .parse(tokens[range].split_token_span(piece_eoi))
+            .into_result()
+            .ok()
+    };
+    let (module, parts) = std::thread::scope(|scope| {
+        let workers: Vec<_> = pieces[1..]
+            .iter()
+            .map(|r| {
+                let r = r.clone();
+                std::thread::Builder::new()
+                    .stack_size(PIECE_STACK)
+                    .spawn_scoped(scope, move || parse_piece(r))
+            })
+            .collect();
+        let first = parse_piece(pieces[0].clone());
+        let module = parse_all(&outline);
+        let mut parts = vec![first];
+        for w in workers {
+            // A piece whose thread could not start or panicked is parsed here.
+            parts.push(match w {
+                Ok(h) => h.join().ok().flatten(),
+                Err(_) => None,
+            });
+        }
+        (module, parts)
+    });
+    let mut module = module?;
+    let mut items = Vec::new();
+    for (part, range) in parts.into_iter().zip(pieces) {
+        items.extend(match part {
+            Some(p) => p,
+            None => parse_piece(range)?,
+        });
+    }
+    let (triggers, stmts) = split_pipe_items(items);
+    let pipeline = module.items.iter_mut().find_map(|it| match &mut it.kind {
+        ItemKind::Pipeline(p) if p.body.span == body_span => Some(p),
+        _ => None,
+    })?;
+    pipeline.triggers.extend(triggers);
+    pipeline.body.stmts = stmts;
+    Some(module)
+}
+
+/// Stack of a thread parsing a piece: nesting is bounded by the lexer, but
+/// each level of it costs many frames of combinators.
+const PIECE_STACK: usize = 256 << 20;
+
+fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// The token indices of the `{` and `}` of the pipeline with the largest body.
+fn largest_pipeline_body(tokens: &[(Tok, Span)]) -> Option<(usize, usize)> {
+    let mut best: Option<(usize, usize)> = None;
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < tokens.len() {
+        match tokens[i].0 {
+            Tok::Kw(Kw::Pipeline) if depth == 0 => {
+                if let (Some((Tok::Ident(_), _)), Some((Tok::P(P::LBrace), _))) =
+                    (tokens.get(i + 1), tokens.get(i + 2))
+                {
+                    let open = i + 2;
+                    let close = matching_close(tokens, open)?;
+                    if best.is_none_or(|(o, c)| c - o < close - open) {
+                        best = Some((open, close));
+                    }
+                    i = close + 1;
+                    continue;
+                }
+            }
+            t if opens(t) => depth += 1,
+            t if closes(t) => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    best
+}
+
+fn opens(t: Tok) -> bool {
+    matches!(
+        t,
+        Tok::P(P::LBrace | P::LParen | P::LBracket) | Tok::InterpStart | Tok::StrStart(_)
+    )
+}
+fn closes(t: Tok) -> bool {
+    matches!(
+        t,
+        Tok::P(P::RBrace | P::RParen | P::RBracket) | Tok::InterpEnd | Tok::StrEnd
+    )
+}
+
+fn matching_close(tokens: &[(Tok, Span)], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, (t, _)) in tokens.iter().enumerate().skip(open) {
+        if opens(*t) {
+            depth += 1;
+        } else if closes(*t) {
+            depth -= 1;
+            if depth == 0 {
+                return Some(i);
+            }
+        }
+    }
+    None
+}
+
+/// Cuts `from..to` into about `n` ranges of whole statements. A cut goes
+/// before a `let` or `stage` at the body's own depth (not after a `.`,
+/// where a keyword is a field name): those words can only begin a
+/// statement, so each range parses alone exactly as it does in place.
+fn statement_pieces(
+    tokens: &[(Tok, Span)],
+    from: usize,
+    to: usize,
+    n: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let target = (to - from).div_ceil(n.max(1));
+    let mut pieces = Vec::new();
+    let mut start = from;
+    let mut depth = 0usize;
+    for i in from..to {
+        let t = tokens[i].0;
+        if depth == 0
+            && i - start >= target
+            && matches!(t, Tok::Kw(Kw::Let | Kw::Stage))
+            && !matches!(tokens[i - 1].0, Tok::P(P::Dot))
+        {
+            pieces.push(start..i);
+            start = i;
+        }
+        if opens(t) {
+            depth += 1;
+        } else if closes(t) {
+            depth = depth.saturating_sub(1);
+        }
+    }
+    pieces.push(start..to);
+    pieces
+}
+
+fn rich_to_diagnostic(file: &str, e: &Rich<'_, Tok, Span>, names: &str) -> Diagnostic {
+    let span = *e.span();
+    let found = match e.found() {
+        None => "the end of the file".to_owned(),
+        Some(Tok::Ident(n)) => format!("`{}`", n.get(names)),
+        Some(t) => t.to_string(),
+    };
     let mut expected: Vec<String> = e
         .expected()
         .filter_map(|p| match p {
@@ -922,4 +1149,93 @@ fn rich_to_diagnostic(file: &str, e: &Rich<'_, Tok, SimpleSpan>) -> Diagnostic {
         d = d.with_help("check that every `{`, `(` and `[` before this point is closed");
     }
     d
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
+mod tests {
+    use super::*;
+    use crate::syntax::lexer::lex;
+
+    /// Parsing a pipeline cut into pieces gives the tree of one parse.
+    fn same_tree_in_pieces(src: &str) -> usize {
+        let lexed = lex("t.weir", src);
+        let eoi = Span::new(src.len(), src.len());
+        let whole = parse_clean(&lexed.tokens, &lexed.strings, eoi, usize::MAX, 1);
+        let mut compared = 0;
+        for n in 2..6 {
+            let pieces = parse_clean(&lexed.tokens, &lexed.strings, eoi, 0, n);
+            assert_eq!(whole, pieces, "{n} pieces of:\n{src}");
+            compared += usize::from(whole.is_some());
+        }
+        compared
+    }
+
+    #[test]
+    fn a_pipeline_parsed_in_pieces_is_the_pipeline_parsed_at_once() {
+        let tricky = r#"
+            enum Env { dev, prod }
+            pipeline small { step "a" { run: "a" } }
+            pub default pipeline big {
+              on push(branches: ["main"])
+              let a = step "a" { run: "echo ${ { let: 1 }.let }", outputs: { let: file("x") } };
+              let b = a.let;
+              on tag(pattern: "v*")
+              stage deploy when true { let c = step "c" { run: "c" } }
+              for e in [Env.dev, Env.prod] { let d = step "d ${e}" { run: "d" } }
+              if true { step "e" { run: "e" } } else { step "f" { run: "f" } }
+              require true else "x",
+              let g: int = 1 + (2 * 3)
+              match Env.dev { Env.dev => step "h" { run: "h" }, _ => step "i" { run: "i" } }
+              stage last { step "j" { run: "j" } } on_failure { step "k" { run: "k" } }
+            }
+        "#;
+        assert_eq!(same_tree_in_pieces(tricky), 4);
+        let lexed = lex("t.weir", tricky);
+        let (open, close) = largest_pipeline_body(&lexed.tokens).unwrap();
+        let cuts: Vec<Tok> = statement_pieces(&lexed.tokens, open + 1, close, 1000)
+            .iter()
+            .skip(1)
+            .map(|r| lexed.tokens[r.start].0)
+            .collect();
+        // Cut before each `let` and `stage` of the body, and nowhere else.
+        assert_eq!(
+            cuts,
+            [Kw::Let, Kw::Let, Kw::Stage, Kw::Let, Kw::Stage].map(Tok::Kw),
+            "{cuts:?}"
+        );
+        assert_eq!(same_tree_in_pieces(&crate::generated::pipeline(300)), 4);
+        // A file with an error is not parsed clean, cut or not.
+        let broken = crate::generated::pipeline(40).replace("step 7\"", "step 7");
+        assert_eq!(same_tree_in_pieces(&broken), 0);
+    }
+
+    #[test]
+    fn every_example_parses_the_same_in_pieces() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        for dir in ["examples", "compiler/tests/ui"] {
+            let mut stack = vec![root.join(dir)];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).unwrap() {
+                    let p = e.unwrap().path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if p.extension().is_some_and(|x| x == "weir") {
+                        files.push(p);
+                    }
+                }
+            }
+        }
+        assert!(files.len() > 60, "{}", files.len());
+        // Some fixtures nest deeply on purpose.
+        let clean = crate::with_large_stack(move || {
+            files
+                .iter()
+                .map(|f| same_tree_in_pieces(&std::fs::read_to_string(f).unwrap()))
+                .sum::<usize>()
+        });
+        // Most fixtures have errors on purpose; the examples parse clean.
+        assert!(clean >= 4 * 10, "{clean}");
+    }
 }
