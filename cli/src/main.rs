@@ -349,7 +349,7 @@ fn plan_from(
         params,
         context: context(args),
     };
-    let mut session = weir_compiler::Session::new();
+    let mut session = weir_compiler::Session::for_build();
     session.set_files(&project.files);
     let (plan, mut diags) = session.plan(&input);
     let mut all = project.diagnostics.clone();

@@ -22,6 +22,8 @@ pub struct SourceFile {
 pub struct Workspace {
     #[returns(ref)]
     pub files: Vec<SourceFile>,
+    /// Whether checking records name references (for editors).
+    pub references: bool,
 }
 
 #[salsa::tracked(returns(ref))]
@@ -34,7 +36,8 @@ pub fn parse_file(db: &dyn salsa::Database, file: SourceFile) -> Arc<Parsed> {
 pub struct Checked {
     pub program: Program,
     pub diagnostics: Vec<Diagnostic>,
-    /// Every name use and definition, sorted by file and position.
+    /// Every name use and definition, sorted by file and position (empty
+    /// unless the workspace asks for references).
     pub references: Vec<crate::typeck::Reference>,
 }
 
@@ -48,7 +51,7 @@ pub fn check_workspace(db: &dyn salsa::Database, ws: Workspace) -> Arc<Checked> 
         parsed.insert(f.path(db).clone(), p);
     }
     let program = crate::resolve::resolve(&parsed, &mut diagnostics);
-    let references = crate::typeck::check_program(&program, &mut diagnostics);
+    let references = crate::typeck::check_program(&program, &mut diagnostics, *ws.references(db));
     crate::diagnostics::sort(&mut diagnostics);
     Arc::new(Checked {
         program,

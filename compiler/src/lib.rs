@@ -49,6 +49,7 @@ pub struct Session {
     db: db::Database,
     workspace: Option<db::Workspace>,
     files: BTreeMap<String, db::SourceFile>,
+    references: bool,
 }
 
 impl Default for Session {
@@ -58,11 +59,23 @@ impl Default for Session {
 }
 
 impl Session {
+    /// A session for an editor: checking also records every name
+    /// reference, for hover, navigation and rename.
     pub fn new() -> Self {
         Session {
             db: db::Database::default(),
             workspace: None,
             files: BTreeMap::new(),
+            references: true,
+        }
+    }
+
+    /// A session for a build (`check`, `plan`, `run`): no name references,
+    /// which a large project would spend time and memory on for nothing.
+    pub fn for_build() -> Self {
+        Session {
+            references: false,
+            ..Session::new()
         }
     }
 
@@ -91,7 +104,7 @@ impl Session {
                 Some(ws) => {
                     ws.set_files(&mut self.db).to(list);
                 }
-                None => self.workspace = Some(db::Workspace::new(&self.db, list)),
+                None => self.workspace = Some(db::Workspace::new(&self.db, list, self.references)),
             }
         }
     }
@@ -100,7 +113,7 @@ impl Session {
         match self.workspace {
             Some(w) => w,
             None => {
-                let w = db::Workspace::new(&self.db, Vec::new());
+                let w = db::Workspace::new(&self.db, Vec::new(), self.references);
                 self.workspace = Some(w);
                 w
             }
@@ -188,7 +201,7 @@ pub fn is_cancelled(payload: &(dyn std::any::Any + Send)) -> bool {
 
 /// Checks sources held in memory (module name to text).
 pub fn check(files: &BTreeMap<String, String>) -> Vec<Diagnostic> {
-    let mut s = Session::new();
+    let mut s = Session::for_build();
     s.set_files(files);
     s.check()
 }
@@ -198,7 +211,7 @@ pub fn compile(
     files: &BTreeMap<String, String>,
     input: &eval::EvalInput,
 ) -> (Option<plan::Plan>, Vec<Diagnostic>) {
-    let mut s = Session::new();
+    let mut s = Session::for_build();
     s.set_files(files);
     s.plan(input)
 }
