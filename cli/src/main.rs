@@ -144,6 +144,13 @@ fn main() -> ExitCode {
     weir_compiler::with_large_stack(move || run(cli))
 }
 
+/// Frees a compiler session on another thread: a large project's syntax
+/// trees take a while to free, and nothing waits for that.
+/// When no thread can be started, the session is freed right away.
+fn drop_later(session: weir_compiler::Session) {
+    let _detached = std::thread::Builder::new().spawn(move || drop(session));
+}
+
 pub(crate) fn io_error(msg: impl std::fmt::Display, help: Option<&str>) -> ExitCode {
     let report = match help {
         Some(h) => miette::miette!(help = h.to_owned(), "{msg}"),
@@ -200,7 +207,10 @@ fn run(cli: Cli) -> ExitCode {
                 Err(code) => return code,
             };
             let mut diags = project.diagnostics.clone();
-            diags.extend(weir_compiler::check(&project.files));
+            let mut session = weir_compiler::Session::for_build();
+            session.set_files(&project.files);
+            diags.extend(session.check());
+            drop_later(session);
             weir_compiler::diagnostics::sort(&mut diags);
             print_diags(&diags, &project.files, format);
             if diags.iter().any(Diagnostic::is_error) {
@@ -352,6 +362,7 @@ fn plan_from(
     let mut session = weir_compiler::Session::for_build();
     session.set_files(&project.files);
     let (plan, mut diags) = session.plan(&input);
+    drop_later(session);
     let mut all = project.diagnostics.clone();
     all.append(&mut diags);
     if !all.is_empty() {

@@ -31,18 +31,15 @@ pub fn parse_file(db: &dyn salsa::Database, file: SourceFile) -> Arc<Parsed> {
     Arc::new(crate::syntax::parse(file.path(db), file.text(db)))
 }
 
-/// The checked program and all diagnostics of parsing, resolution and typing.
+/// The resolved program and the diagnostics of parsing and resolution.
 #[derive(Debug)]
-pub struct Checked {
-    pub program: Program,
+pub struct Resolved {
+    pub program: Arc<Program>,
     pub diagnostics: Vec<Diagnostic>,
-    /// Every name use and definition, sorted by file and position (empty
-    /// unless the workspace asks for references).
-    pub references: Vec<crate::typeck::Reference>,
 }
 
 #[salsa::tracked(returns(ref), no_eq)]
-pub fn check_workspace(db: &dyn salsa::Database, ws: Workspace) -> Arc<Checked> {
+pub fn resolve_workspace(db: &dyn salsa::Database, ws: Workspace) -> Arc<Resolved> {
     let mut diagnostics = Vec::new();
     let mut parsed = BTreeMap::new();
     for f in ws.files(db) {
@@ -51,10 +48,31 @@ pub fn check_workspace(db: &dyn salsa::Database, ws: Workspace) -> Arc<Checked> 
         parsed.insert(f.path(db).clone(), p);
     }
     let program = crate::resolve::resolve(&parsed, &mut diagnostics);
-    let references = crate::typeck::check_program(&program, &mut diagnostics, *ws.references(db));
+    Arc::new(Resolved {
+        program: Arc::new(program),
+        diagnostics,
+    })
+}
+
+/// The checked program and all diagnostics of parsing, resolution and typing.
+#[derive(Debug)]
+pub struct Checked {
+    pub program: Arc<Program>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Every name use and definition, sorted by file and position (empty
+    /// unless the workspace asks for references).
+    pub references: Vec<crate::typeck::Reference>,
+}
+
+#[salsa::tracked(returns(ref), no_eq)]
+pub fn check_workspace(db: &dyn salsa::Database, ws: Workspace) -> Arc<Checked> {
+    let resolved = resolve_workspace(db, ws);
+    let mut diagnostics = resolved.diagnostics.clone();
+    let references =
+        crate::typeck::check_program(&resolved.program, &mut diagnostics, *ws.references(db));
     crate::diagnostics::sort(&mut diagnostics);
     Arc::new(Checked {
-        program,
+        program: Arc::clone(&resolved.program),
         diagnostics,
         references,
     })

@@ -143,12 +143,39 @@ impl Session {
     /// Returns no plan when any error was found.
     pub fn plan(&mut self, input: &eval::EvalInput) -> (Option<plan::Plan>, Vec<Diagnostic>) {
         let ws = self.workspace();
-        let checked = db::check_workspace(&self.db, ws);
+        let resolved = db::resolve_workspace(&self.db, ws).clone();
+        if resolved.diagnostics.iter().any(Diagnostic::is_error) {
+            return (None, db::check_workspace(&self.db, ws).diagnostics.clone());
+        }
+        // Evaluation reads the resolved program, not the types, so it runs
+        // beside the type check on another core; its result is used only
+        // if the check finds no error.
+        let program = std::sync::Arc::clone(&resolved.program);
+        let (checked, evaluated) = std::thread::scope(|scope| {
+            let evaluation = std::thread::Builder::new()
+                .stack_size(LARGE_STACK)
+                .spawn_scoped(scope, || {
+                    let mut diags = Vec::new();
+                    let plan = eval::evaluate(&program, input, &mut diags);
+                    (plan, diags)
+                });
+            let checked = db::check_workspace(&self.db, ws).clone();
+            (checked, evaluation.map(std::thread::ScopedJoinHandle::join))
+        });
         let mut diags = checked.diagnostics.clone();
         if diags.iter().any(Diagnostic::is_error) {
             return (None, diags);
         }
-        let plan = eval::evaluate(&checked.program, input, &mut diags);
+        let (plan, eval_diags) = match evaluated {
+            Ok(Ok(done)) => done,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            // No thread to be had: evaluate here.
+            Err(_) => {
+                let mut d = Vec::new();
+                (eval::evaluate(&program, input, &mut d), d)
+            }
+        };
+        diags.extend(eval_diags);
         if let Some(p) = &plan {
             eval::check_policies(&checked.program, p, &mut diags);
         }
@@ -216,12 +243,16 @@ pub fn compile(
     s.plan(input)
 }
 
+/// The stack of the compiler's threads: address space only, touched as
+/// deep inputs need it.
+const LARGE_STACK: usize = 1 << 30;
+
 /// Runs `f` on a thread with a large stack. Pathological inputs (thousands
 /// of nested expressions) recurse deeply in every phase; this keeps them
 /// from overflowing the caller's stack.
 pub fn with_large_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::Builder::new()
-        .stack_size(1 << 30)
+        .stack_size(LARGE_STACK)
         .spawn(f)
         .expect("spawn compiler thread")
         .join()
