@@ -35,25 +35,43 @@ fn run_size(n: usize) {
         },
         ..Default::default()
     };
-    let runs = if n >= 10_000 { 7 } else { 15 };
+    let runs = if n >= 10_000 { 9 } else { 15 };
     let mut check_t = Vec::new();
     let mut plan_t = Vec::new();
+    let mut plan = None;
     for _ in 0..runs {
         let t = Instant::now();
         let d = weir_compiler::check(&files);
         check_t.push(t.elapsed());
         assert!(d.is_empty(), "{d:?}");
+        // The last run's plan is freed before this one is made.
+        drop(plan.take());
         let t = Instant::now();
-        let (plan, d) = weir_compiler::compile(&files, &input);
-        let json = plan.expect("plan").to_json();
+        let (p, d) = weir_compiler::compile(&files, &input);
         plan_t.push(t.elapsed());
-        assert!(d.is_empty() && json.len() > n);
+        assert!(d.is_empty());
+        plan = p;
     }
+    let plan = plan.expect("plan");
+    // Peak memory of checking and planning, before any JSON is written.
+    let peak = vm_hwm_kib();
+    let mut json_t = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let json = plan.to_json();
+        json_t.push(t.elapsed());
+        assert!(json.len() > n);
+    }
+    let ms = |v: &[Duration]| v.iter().min().map_or(0.0, |d| d.as_secs_f64() * 1e3);
     println!(
-        "{n:>6} steps  {:>5.1} MB source  check {:>8.1} ms  check+plan+json {:>8.1} ms  peak RSS {:>6.1} MB",
+        "{n:>6} steps  {:>4.1} MB source  check {:>6.1} ms (min {:>6.1})  check+plan {:>6.1} ms (min {:>6.1})  peak RSS {:>5.1} MB  |  plan to JSON {:>5.1} ms, peak RSS {:>5.1} MB",
         src.len() as f64 / 1e6,
-        median(check_t).as_secs_f64() * 1e3,
-        median(plan_t).as_secs_f64() * 1e3,
+        median(check_t.clone()).as_secs_f64() * 1e3,
+        ms(&check_t),
+        median(plan_t.clone()).as_secs_f64() * 1e3,
+        ms(&plan_t),
+        peak as f64 / 1024.0,
+        median(json_t).as_secs_f64() * 1e3,
         vm_hwm_kib() as f64 / 1024.0
     );
 }
@@ -62,6 +80,7 @@ fn run_size(n: usize) {
 fn phases(n: usize) {
     use weir_compiler::{resolve, syntax, typeck};
     let src = weir_compiler::generated::pipeline(n);
+    let rss_src = weir_compiler::generated::proc_status_kib(None, "VmRSS:").unwrap_or(0) / 1024;
     let t = Instant::now();
     let lexed = syntax::lexer::lex("gen.weir", &src);
     let lex = t.elapsed();
@@ -69,6 +88,7 @@ fn phases(n: usize) {
     let t = Instant::now();
     let parsed = syntax::parse("gen.weir", &src);
     let parse = t.elapsed();
+    let rss_parsed = weir_compiler::generated::proc_status_kib(None, "VmRSS:").unwrap_or(0) / 1024;
     let mut files = BTreeMap::new();
     files.insert("gen.weir".to_owned(), std::sync::Arc::new(parsed));
     let mut diags = Vec::new();
@@ -85,10 +105,15 @@ fn phases(n: usize) {
     let t = Instant::now();
     let plan = weir_compiler::eval::evaluate(&program, &EvalInput::default(), &mut diags);
     let ev = t.elapsed();
+    let rss_plan = weir_compiler::generated::proc_status_kib(None, "VmRSS:").unwrap_or(0) / 1024;
     let t = Instant::now();
     let json = plan.expect("plan").to_json();
     let js = t.elapsed();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let rss_json = weir_compiler::generated::proc_status_kib(None, "VmRSS:").unwrap_or(0) / 1024;
+    println!(
+        "  memory (MB, current): source {rss_src}, parsed {rss_parsed}, + plan {rss_plan}, + json {rss_json}"
+    );
     println!(
         "{n} steps: lex {:.1} ms (in parse), parse {:.1} ms, resolve {:.1} ms, typeck {:.1} ms (with references for editors {:.1} ms), eval {:.1} ms, json {:.1} ms ({} bytes)",
         ms(lex),

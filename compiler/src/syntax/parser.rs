@@ -210,8 +210,14 @@ where
 
 /// Statements and expressions are mutually recursive through blocks, so both
 /// are built here and the caller picks the one it needs.
+///
+/// With `fast`, operators are parsed by [`climbing`] (no error recovery
+/// needed: the fast path gives up at the first error); otherwise by
+/// chumsky's pratt parser, whose errors the diagnostics are made of. Both
+/// build the same tree (tested).
 fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>>(
     names: &'src str,
+    fast: bool,
 ) -> (
     impl Parser<'src, I, Expr, X> + Clone,
     impl Parser<'src, I, Block, X> + Clone,
@@ -439,15 +445,14 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<
         .labelled("an expression")
         .boxed();
 
-        enum Post {
-            Field(Ident),
-            Call(Vec<Arg>),
-        }
         let post = choice((
             p(P::Dot).ignore_then(field_name(names)).map(Post::Field),
             args(names, expr.clone()).map(Post::Call),
         ));
 
+        if fast {
+            return climbing(atom, post).boxed();
+        }
         let bin =
             |l: Expr, op: BinOp, r: Expr, e: &mut chumsky::input::MapExtra<'src, '_, I, X>| Expr {
                 kind: ExprKind::Binary(op, Box::new(l), Box::new(r)),
@@ -507,6 +512,96 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<
     });
     let (stmt, block, ty) = stmt_and_block::<I, X, _>(names, expr.clone());
     (expr, block, stmt, ty)
+}
+
+/// What may follow an operand: `.field` or a call's arguments.
+enum Post {
+    Field(Ident),
+    Call(Vec<Arg>),
+}
+
+fn apply_post(l: Expr, (op, op_span): (Post, Span)) -> Expr {
+    let span = l.span.to(op_span);
+    let kind = match op {
+        Post::Field(f) => ExprKind::Field(Box::new(l), f),
+        Post::Call(a) => ExprKind::Call {
+            callee: Box::new(l),
+            args: a,
+        },
+    };
+    Expr { kind, span }
+}
+
+/// The binary operators, with their binding power (higher binds tighter);
+/// all associate to the left.
+fn binary_op(t: Tok) -> Option<(BinOp, u8)> {
+    Some(match t {
+        Tok::P(P::Star) => (BinOp::Mul, 8),
+        Tok::P(P::Slash) => (BinOp::Div, 8),
+        Tok::P(P::Plus) => (BinOp::Add, 7),
+        Tok::P(P::Minus) => (BinOp::Sub, 7),
+        Tok::Kw(Kw::In) => (BinOp::In, 6),
+        Tok::P(P::Lt) => (BinOp::Lt, 5),
+        Tok::P(P::Le) => (BinOp::Le, 5),
+        Tok::P(P::Gt) => (BinOp::Gt, 5),
+        Tok::P(P::Ge) => (BinOp::Ge, 5),
+        Tok::P(P::EqEq) => (BinOp::Eq, 4),
+        Tok::P(P::Ne) => (BinOp::Ne, 4),
+        Tok::P(P::AndAnd) => (BinOp::And, 3),
+        Tok::P(P::OrOr) => (BinOp::Or, 2),
+        Tok::P(P::QQ) => (BinOp::Coalesce, 1),
+        _ => return None,
+    })
+}
+
+/// Operators by precedence climbing: after each operand one look at the
+/// next token decides whether an operator follows and how tightly it binds,
+/// where the pratt parser tries each precedence level's parser in turn.
+/// Prefix `!` and `-` bind tighter than any binary operator and looser
+/// than `.field` and calls, as in the pratt table.
+fn climbing<'src, I, X, A, Q>(atom: A, post: Q) -> impl Parser<'src, I, Expr, X> + Clone
+where
+    I: ValueInput<'src, Token = Tok, Span = Span>,
+    X: Extra<'src, I>,
+    A: Parser<'src, I, Expr, X> + Clone + 'src,
+    Q: Parser<'src, I, Post, X> + Clone + 'src,
+{
+    let operand = atom.foldl(post.map_with(|op, e| (op, e.span())).repeated(), apply_post);
+    let prefix = choice((p(P::Bang).to(UnOp::Not), p(P::Minus).to(UnOp::Neg)))
+        .map_with(|op, e| (op, e.span()));
+    let unary = prefix
+        .repeated()
+        .foldr(operand, |(op, span): (UnOp, Span), r: Expr| Expr {
+            span: span.to(r.span),
+            kind: ExprKind::Unary(op, Box::new(r)),
+        })
+        .boxed();
+    custom(move |inp| climb(inp, &unary, 0))
+}
+
+fn climb<'src, I, X, U>(
+    inp: &mut chumsky::input::InputRef<'src, '_, I, X>,
+    unary: &U,
+    min_power: u8,
+) -> Result<Expr, X::Error>
+where
+    I: ValueInput<'src, Token = Tok, Span = Span>,
+    X: Extra<'src, I>,
+    U: Parser<'src, I, Expr, X>,
+{
+    let mut lhs = inp.parse(unary)?;
+    while let Some((op, power)) = inp.peek().and_then(binary_op) {
+        if power <= min_power {
+            break;
+        }
+        inp.skip();
+        let rhs = climb(inp, unary, power)?;
+        lhs = Expr {
+            span: lhs.span.to(rhs.span),
+            kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+        };
+    }
+    Ok(lhs)
 }
 
 /// `{ item, item … }`: the items and the span of the braces. A group that
@@ -689,7 +784,7 @@ fn split_pipe_items(items: Vec<PipeItem>) -> (Vec<Trigger>, Vec<Stmt>) {
 fn pipe_items<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>>(
     names: &'src str,
 ) -> impl Parser<'src, I, Vec<PipeItem>, X> {
-    let (expr, _, stmt, _) = expr_and_block::<I, X>(names);
+    let (expr, _, stmt, _) = expr_and_block::<I, X>(names, true);
     pipe_item(names, expr, stmt)
         .separated_by(seps())
         .allow_leading()
@@ -700,8 +795,9 @@ fn pipe_items<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src
 
 fn module<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>>(
     names: &'src str,
+    fast: bool,
 ) -> impl Parser<'src, I, Module, X> {
-    let (expr, block, stmt, ty) = expr_and_block::<I, X>(names);
+    let (expr, block, stmt, ty) = expr_and_block::<I, X>(names, fast);
 
     let use_decl = kw(Kw::Use)
         .ignore_then(choice((
@@ -911,7 +1007,7 @@ pub fn parse_tokens(
         return (m, Vec::new());
     }
     let input = tokens.split_token_span(eoi);
-    let (out, errs) = module::<_, Err<'_>>(names)
+    let (out, errs) = module::<_, Err<'_>>(names, false)
         .parse(input)
         .into_output_errors();
     let mut diags = Vec::new();
@@ -936,7 +1032,7 @@ fn parse_clean(
     n: usize,
 ) -> Option<Module> {
     let parse_all = |toks: &[(Tok, Span)]| {
-        module::<_, extra::Default>(names)
+        module::<_, extra::Default>(names, true)
             .parse(toks.split_token_span(eoi))
             .into_result()
             .ok()
@@ -1210,6 +1306,92 @@ mod tests {
         assert_eq!(same_tree_in_pieces(&broken), 0);
     }
 
+    /// The fast path (precedence climbing, no error tracking) and the
+    /// diagnostics path (pratt, rich errors) accept the same sources and
+    /// build the same trees.
+    fn fast_and_rich_agree(src: &str) -> bool {
+        let lexed = lex("t.weir", src);
+        let eoi = Span::new(src.len(), src.len());
+        let input = lexed.tokens.split_token_span(eoi);
+        let fast = module::<_, extra::Default>(&lexed.strings, true)
+            .parse(input)
+            .into_result()
+            .ok();
+        let (rich, errors) = module::<_, Err<'_>>(&lexed.strings, false)
+            .parse(input)
+            .into_output_errors();
+        assert_eq!(fast.is_some(), errors.is_empty(), "{src}\n{errors:?}");
+        if let Some(tree) = &fast {
+            assert_eq!(Some(tree), rich.as_ref(), "{src}");
+        }
+        fast.is_some()
+    }
+
+    fn random_expr(rng: &mut rand::rngs::StdRng, depth: u32) -> String {
+        use rand::Rng;
+        const ATOMS: &[&str] = &[
+            "a",
+            "b.c",
+            "1",
+            "\"s ${x + 1} t\"",
+            "f(x, y: 2)",
+            "[1, 2,]",
+            "{ k: 1, m: a }",
+            "none",
+            "true",
+            "5m",
+            "10%",
+            "Env.dev",
+        ];
+        const OPS: &[&str] = &[
+            "*", "/", "+", "-", "in", "<", "<=", ">", ">=", "==", "!=", "&&", "||", "??",
+        ];
+        if depth == 0 {
+            return ATOMS[rng.random_range(0..ATOMS.len())].to_owned();
+        }
+        let sub = |rng: &mut rand::rngs::StdRng| random_expr(rng, depth - 1);
+        match rng.random_range(0..8) {
+            0 => format!("!{}", sub(rng)),
+            1 => format!("-{}", sub(rng)),
+            2 => format!("({})", sub(rng)),
+            3 => format!("{}.f", sub(rng)),
+            4 => format!("{}(x, {})", sub(rng), sub(rng)),
+            _ => {
+                let op = OPS[rng.random_range(0..OPS.len())];
+                format!("{} {op} {}", sub(rng), sub(rng))
+            }
+        }
+    }
+
+    #[test]
+    fn operators_parse_the_same_on_the_fast_path_and_with_diagnostics() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut accepted = 0;
+        for _ in 0..1500 {
+            let depth = rng.random_range(1..5);
+            let e = random_expr(&mut rng, depth);
+            accepted += usize::from(fast_and_rich_agree(&format!(
+                "pipeline p {{ let x = {e}\n step \"s\" {{ run: \"${{ {e} }}\", when: {e} }} }}"
+            )));
+        }
+        assert_eq!(accepted, 1500);
+        // Token soup: mostly rejected, and rejected by both alike.
+        let words = [
+            "a", "1", "+", "-", "!", ".", "f", "(", ")", "*", "==", "in", "??", ",",
+        ];
+        let mut rejected = 0;
+        for _ in 0..1500 {
+            let n = rng.random_range(1..8);
+            let soup: Vec<&str> = (0..n)
+                .map(|_| words[rng.random_range(0..words.len())])
+                .collect();
+            let src = format!("pipeline p {{ let x = {} }}", soup.join(" "));
+            rejected += usize::from(!fast_and_rich_agree(&src));
+        }
+        assert!(rejected > 500, "{rejected}");
+    }
+
     #[test]
     fn every_example_parses_the_same_in_pieces() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -1232,7 +1414,11 @@ mod tests {
         let clean = crate::with_large_stack(move || {
             files
                 .iter()
-                .map(|f| same_tree_in_pieces(&std::fs::read_to_string(f).unwrap()))
+                .map(|f| {
+                    let src = std::fs::read_to_string(f).unwrap();
+                    fast_and_rich_agree(&src);
+                    same_tree_in_pieces(&src)
+                })
                 .sum::<usize>()
         });
         // Most fixtures have errors on purpose; the examples parse clean.
