@@ -76,6 +76,25 @@ fn run_size(n: usize) {
     );
 }
 
+/// One check and plan of `n` steps in a fresh process, as `weir plan`
+/// does: its peak memory is the cost of one compile, without what earlier
+/// runs left to the allocator.
+fn once(n: usize) {
+    let mut files = BTreeMap::new();
+    files.insert("gen.weir".to_owned(), weir_compiler::generated::pipeline(n));
+    let before = vm_hwm_kib();
+    let t = Instant::now();
+    let (plan, d) = weir_compiler::compile(&files, &EvalInput::default());
+    let took = t.elapsed();
+    assert!(d.is_empty() && plan.is_some_and(|p| p.nodes.len() == n));
+    println!(
+        "{n:>6} steps, one check+plan in a fresh process: {:.1} ms, peak RSS {:.1} MB ({:.1} MB before compiling)",
+        took.as_secs_f64() * 1e3,
+        vm_hwm_kib() as f64 / 1024.0,
+        before as f64 / 1024.0
+    );
+}
+
 /// Times each phase once on `n` steps, to see where the time goes.
 fn phases(n: usize) {
     use weir_compiler::{resolve, syntax, typeck};
@@ -136,6 +155,11 @@ fn main() {
         }
         return;
     }
+    if let Some(pos) = args.iter().position(|a| a == "--once") {
+        let n: usize = args[pos + 1].parse().expect("size");
+        weir_compiler::with_large_stack(move || once(n));
+        return;
+    }
     if let Some(pos) = args.iter().position(|a| a == "--size") {
         let n: usize = args[pos + 1].parse().expect("size");
         weir_compiler::with_large_stack(move || run_size(n));
@@ -148,10 +172,12 @@ fn main() {
     }
     let exe = std::env::current_exe().expect("exe");
     for n in [1_000usize, 10_000] {
-        let status = std::process::Command::new(&exe)
-            .args(["--size", &n.to_string()])
-            .status()
-            .expect("child");
-        assert!(status.success());
+        for mode in ["--size", "--once"] {
+            let status = std::process::Command::new(&exe)
+                .args([mode, &n.to_string()])
+                .status()
+                .expect("child");
+            assert!(status.success());
+        }
     }
 }

@@ -797,13 +797,7 @@ impl Eval<'_> {
                 }
                 V::List(out)
             }
-            ExprKind::Node {
-                kind,
-                name,
-                fields,
-                requires,
-                ..
-            } => self.node(*kind, name, fields, requires, e.span),
+            ExprKind::Node(n) => self.node(n.kind, &n.name, &n.fields, &n.requires, e.span),
         }
     }
 

@@ -598,13 +598,14 @@ impl Formatter<'_> {
                 self.out.push(' ');
                 self.block(body);
             }
-            ExprKind::Node {
-                kind,
-                name,
-                fields,
-                requires,
-                body_span,
-            } => {
+            ExprKind::Node(node) => {
+                let NodeExpr {
+                    kind,
+                    name,
+                    fields,
+                    requires,
+                    body_span,
+                } = &**node;
                 self.out.push_str(kind.as_str());
                 self.out.push(' ');
                 self.expr(name);

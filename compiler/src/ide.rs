@@ -317,7 +317,8 @@ fn block_symbols(b: &Block, out: &mut Vec<Symbol>) {
 
 fn expr_symbols(e: &Expr, out: &mut Vec<Symbol>) {
     match &e.kind {
-        ExprKind::Node { kind, name, .. } => {
+        ExprKind::Node(node) => {
+            let NodeExpr { kind, name, .. } = &**node;
             let label = match &name.kind {
                 ExprKind::Str { parts, .. } => parts
                     .iter()
@@ -356,12 +357,13 @@ fn node_at(e: &Expr, offset: usize) -> Option<NodeKind> {
         return None;
     }
     match &e.kind {
-        ExprKind::Node {
-            kind,
-            fields,
-            body_span,
-            ..
-        } => {
+        ExprKind::Node(node) => {
+            let NodeExpr {
+                kind,
+                fields,
+                body_span,
+                ..
+            } = &**node;
             for f in fields {
                 if let Some(k) = node_at(&f.value, offset) {
                     return Some(k);

@@ -1276,13 +1276,7 @@ impl<'a> Checker<'a> {
                     rt: b.rt,
                 }
             }
-            ExprKind::Node {
-                kind,
-                name,
-                fields,
-                requires,
-                ..
-            } => self.node(*kind, name, fields, requires, e.span),
+            ExprKind::Node(n) => self.node(n.kind, &n.name, &n.fields, &n.requires, e.span),
         }
     }
 

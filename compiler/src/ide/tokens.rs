@@ -179,12 +179,13 @@ impl Decls {
                 self.expr(iter);
                 self.block(body);
             }
-            ExprKind::Node {
-                name,
-                fields,
-                requires,
-                ..
-            } => {
+            ExprKind::Node(node) => {
+                let NodeExpr {
+                    name,
+                    fields,
+                    requires,
+                    ..
+                } = &**node;
                 self.expr(name);
                 for f in fields {
                     self.0.insert(f.name.span.start, (TokenKind::Property, 0));

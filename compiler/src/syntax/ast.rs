@@ -382,28 +382,34 @@ pub enum ExprKind {
     Unary(UnOp, Box<Expr>),
     If {
         cond: Box<Expr>,
-        then: Block,
-        els: Option<Block>,
+        then: Box<Block>,
+        els: Option<Box<Block>>,
     },
     Match {
         scrutinee: Box<Expr>,
         arms: Vec<MatchArm>,
     },
     For {
-        var: Ident,
+        var: Box<Ident>,
         iter: Box<Expr>,
-        body: Block,
+        body: Box<Block>,
     },
     /// `step "name" { fields }`, `gate "name" { requires }`, `approval "name" { fields }`
-    Node {
-        kind: NodeKind,
-        name: Box<Expr>,
-        fields: Vec<FieldInit>,
-        requires: Vec<Require>,
-        body_span: Span,
-    },
+    Node(Box<NodeExpr>),
     Paren(Box<Expr>),
     Error,
+}
+
+/// A step, gate or approval. Boxed in [`ExprKind`], like every large
+/// variant, so that an expression stays small (expressions are the most
+/// numerous nodes of the tree, and the parser moves them by value).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NodeExpr {
+    pub kind: NodeKind,
+    pub name: Expr,
+    pub fields: Vec<FieldInit>,
+    pub requires: Vec<Require>,
+    pub body_span: Span,
 }
 
 impl Expr {

@@ -284,6 +284,7 @@ pub struct Comment {
     pub trailing: bool,
 }
 
+#[derive(Debug, PartialEq)]
 pub struct Lexed {
     pub tokens: Vec<(Tok, Span)>,
     /// The texts of the names and string pieces, one after the other.
@@ -316,26 +317,108 @@ struct Lexer<'a> {
     out: Lexed,
     modes: Vec<Mode>,
     depth: usize,
+    /// Lexing the second half of a file without knowing the depth it
+    /// starts at: `depth` is not used; `rel` counts from zero and its
+    /// extremes are kept, to be checked once the depth is known.
+    relative: bool,
+    rel: i64,
+    rel_min: i64,
+    rel_max: i64,
+    /// The text ran out inside a string.
+    ended_in_string: bool,
 }
 
+/// Files at least this long are lexed in two halves at once.
+const PARALLEL_LEX_BYTES: usize = 512 * 1024;
+
 pub fn lex(file: &str, src: &str) -> Lexed {
-    let mut lx = Lexer {
-        src,
-        bytes: src.as_bytes(),
-        pos: 0,
-        file,
-        out: Lexed {
-            tokens: Vec::with_capacity(src.len() / 4),
-            strings: String::with_capacity(src.len() / 2),
-            comments: Vec::new(),
-            diagnostics: Vec::new(),
-            too_deep: false,
-        },
-        modes: Vec::new(),
-        depth: 0,
-    };
+    if src.len() >= PARALLEL_LEX_BYTES
+        && let Some(nl) = src[src.len() / 2..].find('\n')
+        && let Some(l) = lex_split(file, src, src.len() / 2 + nl + 1)
+    {
+        return l;
+    }
+    let mut lx = Lexer::new(file, src, 0);
     lx.run();
     lx.out
+}
+
+/// Lexes `..cut` and `cut..` on two threads. `cut` must start a line. The
+/// second half is lexed as if `cut` were outside any string; if the first
+/// half shows it was not (or the nesting depth needs the first half to be
+/// known), there is no result and the caller lexes the file in one go.
+fn lex_split(file: &str, src: &str, cut: usize) -> Option<Lexed> {
+    if cut >= src.len() || !src.is_char_boundary(cut) || !src[..cut].ends_with('\n') {
+        return None;
+    }
+    let (first, second) = std::thread::scope(|scope| {
+        let second = std::thread::Builder::new().spawn_scoped(scope, || {
+            let mut lx = Lexer::new(file, src, cut);
+            lx.relative = true;
+            lx.run();
+            lx
+        });
+        let mut first = Lexer::new(file, &src[..cut], 0);
+        first.run();
+        (first, second.ok().and_then(|h| h.join().ok()))
+    });
+    let second = second?;
+    let depth = first.depth as i64;
+    if !first.modes.is_empty()
+        || first.ended_in_string
+        || depth + second.rel_min < 0
+        || depth + second.rel_max > MAX_NESTING as i64
+    {
+        return None;
+    }
+    let mut out = first.out;
+    let offset = out.strings.len() as u32;
+    out.strings.push_str(&second.out.strings);
+    out.tokens.reserve(second.out.tokens.len());
+    out.tokens
+        .extend(second.out.tokens.into_iter().map(|(t, span)| {
+            let t = match t {
+                Tok::Ident(s) => Tok::Ident(Sym {
+                    start: s.start + offset,
+                    len: s.len,
+                }),
+                Tok::Text(s) => Tok::Text(Sym {
+                    start: s.start + offset,
+                    len: s.len,
+                }),
+                other => other,
+            };
+            (t, span)
+        }));
+    out.comments.extend(second.out.comments);
+    out.diagnostics.extend(second.out.diagnostics);
+    Some(out)
+}
+
+impl<'a> Lexer<'a> {
+    fn new(file: &'a str, src: &'a str, pos: usize) -> Self {
+        let len = src.len() - pos;
+        Lexer {
+            src,
+            bytes: src.as_bytes(),
+            pos,
+            file,
+            out: Lexed {
+                tokens: Vec::with_capacity(len / 4),
+                strings: String::with_capacity(len / 2),
+                comments: Vec::new(),
+                diagnostics: Vec::new(),
+                too_deep: false,
+            },
+            modes: Vec::new(),
+            depth: 0,
+            relative: false,
+            rel: 0,
+            rel_min: 0,
+            rel_max: 0,
+            ended_in_string: false,
+        }
+    }
 }
 
 fn is_ident_start(c: u8) -> bool {
@@ -366,6 +449,11 @@ impl Lexer<'_> {
             .push(Diagnostic::error(code, self.file, span, msg).with_label(label));
     }
     fn open(&mut self, start: usize) {
+        if self.relative {
+            self.rel += 1;
+            self.rel_max = self.rel_max.max(self.rel);
+            return;
+        }
         self.depth += 1;
         if self.depth > MAX_NESTING && !self.out.too_deep {
             self.out.too_deep = true;
@@ -381,6 +469,11 @@ impl Lexer<'_> {
         }
     }
     fn close(&mut self) {
+        if self.relative {
+            self.rel -= 1;
+            self.rel_min = self.rel_min.min(self.rel);
+            return;
+        }
         self.depth = self.depth.saturating_sub(1);
     }
 
@@ -732,6 +825,7 @@ impl Lexer<'_> {
                     .rev()
                     .find(|(t, _)| matches!(t, Tok::StrStart(_)))
                     .map_or(Span::new(start, start), |(_, s)| *s);
+                self.ended_in_string = true;
                 self.error(
                     Code::UnterminatedString,
                     open,
@@ -891,6 +985,43 @@ mod tests {
         for word in ["uses", "Let", "step_", "on_failures", "nonee", ""] {
             assert_eq!(Kw::from_str(word), None, "{word}");
         }
+    }
+
+    #[test]
+    fn a_file_lexed_in_two_halves_is_the_file_lexed_at_once() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut sources = vec![
+            crate::generated::pipeline(200),
+            "let a = \"\"\"\n  x\n  y ${ {\n b: 1 } }\n  \"\"\"\n// c\nlet b = \"\n\"\n/// d\nlet c = [\n1]\n".to_owned(),
+            "}\n}\n{\n".to_owned(),
+        ];
+        for dir in [
+            "examples/rust-service",
+            "examples/promotion",
+            "compiler/tests/ui",
+        ] {
+            for e in std::fs::read_dir(root.join(dir)).unwrap() {
+                let p = e.unwrap().path();
+                if p.extension().is_some_and(|x| x == "weir") {
+                    sources.push(std::fs::read_to_string(p).unwrap());
+                }
+            }
+        }
+        let (mut split, mut refused) = (0, 0);
+        for src in &sources {
+            let whole = lex("t.weir", src);
+            for (i, _) in src.match_indices('\n') {
+                match lex_split("t.weir", src, i + 1) {
+                    Some(halves) => {
+                        assert_eq!(halves, whole, "cut at {}:\n{src}", i + 1);
+                        split += 1;
+                    }
+                    None => refused += 1,
+                }
+            }
+        }
+        // Cuts inside strings, or where depth matters, are refused.
+        assert!(split > 1000 && refused > 10, "{split} {refused}");
     }
 
     #[test]

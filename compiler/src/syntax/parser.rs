@@ -260,8 +260,8 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<
                 .map_with(|((cond, then), els), e| Expr {
                     kind: ExprKind::If {
                         cond: Box::new(cond),
-                        then,
-                        els,
+                        then: Box::new(then),
+                        els: els.map(Box::new),
                     },
                     span: e.span(),
                 })
@@ -321,9 +321,9 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<
             .then(block.clone())
             .map_with(|((var, iter), body), e| Expr {
                 kind: ExprKind::For {
-                    var,
+                    var: Box::new(var),
                     iter: Box::new(iter),
-                    body,
+                    body: Box::new(body),
                 },
                 span: e.span(),
             });
@@ -353,13 +353,13 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<
                     }
                 }
                 Expr {
-                    kind: ExprKind::Node {
+                    kind: ExprKind::Node(Box::new(NodeExpr {
                         kind,
-                        name: Box::new(name),
+                        name,
                         fields,
                         requires,
                         body_span,
-                    },
+                    })),
                     span: e.span(),
                 }
             },
