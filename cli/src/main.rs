@@ -207,7 +207,7 @@ fn run(cli: Cli) -> ExitCode {
                 Err(code) => return code,
             };
             let mut diags = project.diagnostics.clone();
-            let mut session = weir_compiler::Session::for_build();
+            let mut session = weir_compiler::Session::new();
             session.set_files(&project.files);
             diags.extend(session.check());
             drop_later(session);
@@ -359,7 +359,7 @@ fn plan_from(
         params,
         context: context(args),
     };
-    let mut session = weir_compiler::Session::for_build();
+    let mut session = weir_compiler::Session::new();
     session.set_files(&project.files);
     let (plan, mut diags) = session.plan(&input);
     drop_later(session);

@@ -22,8 +22,6 @@ pub struct SourceFile {
 pub struct Workspace {
     #[returns(ref)]
     pub files: Vec<SourceFile>,
-    /// Whether checking records name references (for editors).
-    pub references: bool,
 }
 
 #[salsa::tracked(returns(ref))]
@@ -60,22 +58,35 @@ pub struct Checked {
     pub program: Arc<Program>,
     pub diagnostics: Vec<Diagnostic>,
     /// Every name use and definition, sorted by file and position (empty
-    /// unless the workspace asks for references).
+    /// from [`check_workspace`], filled by [`check_with_references`]).
     pub references: Vec<crate::typeck::Reference>,
 }
 
-#[salsa::tracked(returns(ref), no_eq)]
-pub fn check_workspace(db: &dyn salsa::Database, ws: Workspace) -> Arc<Checked> {
+fn check(db: &dyn salsa::Database, ws: Workspace, references: bool) -> Arc<Checked> {
     let resolved = resolve_workspace(db, ws);
     let mut diagnostics = resolved.diagnostics.clone();
-    let references =
-        crate::typeck::check_program(&resolved.program, &mut diagnostics, *ws.references(db));
+    let references = crate::typeck::check_program(&resolved.program, &mut diagnostics, references);
     crate::diagnostics::sort(&mut diagnostics);
     Arc::new(Checked {
         program: Arc::clone(&resolved.program),
         diagnostics,
         references,
     })
+}
+
+/// The diagnostics of the whole project: what `check`, `plan` and an
+/// editor's diagnostics need.
+#[salsa::tracked(returns(ref), no_eq)]
+pub fn check_workspace(db: &dyn salsa::Database, ws: Workspace) -> Arc<Checked> {
+    check(db, ws, false)
+}
+
+/// The same check, also recording every name reference for hover,
+/// navigation, rename and semantic tokens. Separate so that diagnostics
+/// after an edit do not wait for (or pay for) the references.
+#[salsa::tracked(returns(ref), no_eq)]
+pub fn check_with_references(db: &dyn salsa::Database, ws: Workspace) -> Arc<Checked> {
+    check(db, ws, true)
 }
 
 #[salsa::db]

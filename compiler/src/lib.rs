@@ -49,7 +49,6 @@ pub struct Session {
     db: db::Database,
     workspace: Option<db::Workspace>,
     files: BTreeMap<String, db::SourceFile>,
-    references: bool,
 }
 
 impl Default for Session {
@@ -59,23 +58,11 @@ impl Default for Session {
 }
 
 impl Session {
-    /// A session for an editor: checking also records every name
-    /// reference, for hover, navigation and rename.
     pub fn new() -> Self {
         Session {
             db: db::Database::default(),
             workspace: None,
             files: BTreeMap::new(),
-            references: true,
-        }
-    }
-
-    /// A session for a build (`check`, `plan`, `run`): no name references,
-    /// which a large project would spend time and memory on for nothing.
-    pub fn for_build() -> Self {
-        Session {
-            references: false,
-            ..Session::new()
         }
     }
 
@@ -104,7 +91,7 @@ impl Session {
                 Some(ws) => {
                     ws.set_files(&mut self.db).to(list);
                 }
-                None => self.workspace = Some(db::Workspace::new(&self.db, list, self.references)),
+                None => self.workspace = Some(db::Workspace::new(&self.db, list)),
             }
         }
     }
@@ -113,7 +100,7 @@ impl Session {
         match self.workspace {
             Some(w) => w,
             None => {
-                let w = db::Workspace::new(&self.db, Vec::new(), self.references);
+                let w = db::Workspace::new(&self.db, Vec::new());
                 self.workspace = Some(w);
                 w
             }
@@ -130,7 +117,7 @@ impl Session {
     /// The checked project: program, diagnostics and name references.
     pub fn checked(&mut self) -> std::sync::Arc<db::Checked> {
         let ws = self.workspace();
-        db::check_workspace(&self.db, ws).clone()
+        db::check_with_references(&self.db, ws).clone()
     }
 
     /// Diagnostics of parsing, resolution and type checking, sorted.
@@ -214,8 +201,16 @@ impl Snapshot {
             .map(|f| db::parse_file(&self.db, *f).clone())
     }
 
-    /// The checked project, if the session has files.
+    /// The checked project with its name references, if the session has
+    /// files.
     pub fn checked(&self) -> Option<std::sync::Arc<db::Checked>> {
+        self.workspace
+            .map(|ws| db::check_with_references(&self.db, ws).clone())
+    }
+
+    /// The checked project without name references (quicker to get after
+    /// an edit), if the session has files.
+    pub fn diagnostics(&self) -> Option<std::sync::Arc<db::Checked>> {
         self.workspace
             .map(|ws| db::check_workspace(&self.db, ws).clone())
     }
@@ -228,7 +223,7 @@ pub fn is_cancelled(payload: &(dyn std::any::Any + Send)) -> bool {
 
 /// Checks sources held in memory (module name to text).
 pub fn check(files: &BTreeMap<String, String>) -> Vec<Diagnostic> {
-    let mut s = Session::for_build();
+    let mut s = Session::new();
     s.set_files(files);
     s.check()
 }
@@ -238,7 +233,7 @@ pub fn compile(
     files: &BTreeMap<String, String>,
     input: &eval::EvalInput,
 ) -> (Option<plan::Plan>, Vec<Diagnostic>) {
-    let mut s = Session::for_build();
+    let mut s = Session::new();
     s.set_files(files);
     s.plan(input)
 }

@@ -116,7 +116,7 @@ async fn proxy_stdin(mut out: tokio::io::DuplexStream) {
 }
 
 /// How long edits must pause before diagnostics are computed and published.
-pub const DEBOUNCE: Duration = Duration::from_millis(25);
+pub const DEBOUNCE: Duration = Duration::from_millis(10);
 
 struct Inner {
     client: Client,
@@ -190,7 +190,7 @@ impl Inner {
         let batches = self
             .read(move |view| {
                 me.inject("diagnostics");
-                let checked = view.snapshot.checked()?;
+                let checked = view.snapshot.diagnostics()?;
                 let mut by_file: BTreeMap<String, Vec<&WDiag>> = BTreeMap::new();
                 for m in view.versions.keys() {
                     by_file.insert(m.clone(), Vec::new());
