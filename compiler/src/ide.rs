@@ -460,7 +460,7 @@ pub fn completions(
                     }
                 }
                 Ty::Step(st) => {
-                    for (n, t) in st.outputs.iter().flatten() {
+                    for (n, t) in st.outputs.iter().flat_map(|o| o.iter()) {
                         out.push(Completion {
                             label: n.clone(),
                             kind: "field",

@@ -182,6 +182,9 @@ pub struct Checker<'a> {
     let_types: HashMap<(String, String), Option<Typed>>,
     fn_rets: HashMap<(String, String), Option<Typed>>,
     type_decls: HashMap<(String, String), Option<Ty>>,
+    /// Declared types of params, by module and name: a param is used
+    /// far more often than declared.
+    param_types: HashMap<(&'a str, &'a str), Ty>,
     depth: usize,
     refs: Vec<Reference>,
     /// Whether to record [`Reference`]s: editors need them, a build does not.
@@ -205,6 +208,7 @@ pub fn check_program(
         let_types: HashMap::default(),
         fn_rets: HashMap::default(),
         type_decls: HashMap::default(),
+        param_types: HashMap::default(),
         depth: 0,
         refs: Vec::new(),
         collect_refs: references,
@@ -914,7 +918,20 @@ impl<'a> Checker<'a> {
         if let Some(&idx) = m.items.get(n) {
             let item = &m.parsed.module.items[idx];
             return match &item.kind {
-                ItemKind::Param(p) => Typed::plan(self.resolve_type(&p.ty)),
+                ItemKind::Param(p) => {
+                    let key = (m.path.as_str(), p.name.name.as_str());
+                    if let Some(t) = self.param_types.get(&key) {
+                        return Typed::plan(t.clone());
+                    }
+                    // Kept only when resolving it reported nothing, so a
+                    // bad type is still reported where it is used.
+                    let before = self.diags.len();
+                    let t = self.resolve_type(&p.ty);
+                    if self.diags.len() == before {
+                        self.param_types.insert(key, t.clone());
+                    }
+                    Typed::plan(t)
+                }
                 ItemKind::Let(_) => self.module_let(&m.path.clone(), n),
                 ItemKind::Fn(_) => Typed::plan(Ty::Fn(format!("{}\0{}", m.path, n))),
                 ItemKind::Enum(e) => Typed::plan(Ty::EnumType(e.name.name.clone())),
@@ -1468,10 +1485,10 @@ impl<'a> Checker<'a> {
                 ),
             },
             Ty::EnumType(en) => {
-                let variants = self.enum_variants(en);
-                if variants.iter().any(|v| v == f) {
+                if self.enum_has(en, f) {
                     Typed::plan(Ty::Enum(en.clone()))
                 } else {
+                    let variants = self.enum_variants(en);
                     let mut d = self.error(
                         Code::UnknownVariant,
                         field.span,
@@ -1565,6 +1582,18 @@ impl<'a> Checker<'a> {
             }
             other => unknown(self, format!("`{other}`"), Vec::new(), Code::UnknownField),
         }
+    }
+
+    /// Whether enum `en` has variant `v` (without listing the variants).
+    fn enum_has(&self, en: &str, v: &str) -> bool {
+        for m in self.program.modules.values() {
+            if let Some(&i) = m.items.get(en)
+                && let ItemKind::Enum(e) = &m.parsed.module.items[i].kind
+            {
+                return e.variants.iter().any(|x| x.name.name == v);
+            }
+        }
+        false
     }
 
     fn enum_variants(&self, en: &str) -> Vec<String> {
@@ -2522,7 +2551,7 @@ impl<'a> Checker<'a> {
         }
         Typed::plan(match kind {
             NodeKind::Step => Ty::Step(StepTy {
-                outputs: Some(outputs),
+                outputs: Some(std::sync::Arc::new(outputs)),
                 reports,
             }),
             NodeKind::Gate => Ty::Gate,

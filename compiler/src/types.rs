@@ -48,8 +48,9 @@ pub enum Ty {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct StepTy {
     /// Declared outputs; `None` for a step whose outputs are not known here
-    /// (the annotation `Step`).
-    pub outputs: Option<Vec<(String, Ty)>>,
+    /// (the annotation `Step`). Shared: every use of a step's name copies
+    /// its type.
+    pub outputs: Option<std::sync::Arc<Vec<(String, Ty)>>>,
     pub reports: u8,
 }
 
