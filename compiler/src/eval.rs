@@ -210,11 +210,35 @@ struct Eval<'a> {
     depth: usize,
     failed: bool,
     context: Context,
+    /// Set by another thread to stop the evaluation (see [`evaluate_unless`]).
+    cancel: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// Evaluates the chosen pipeline to a plan. `diags` receives evaluation
 /// errors (params, duplicate step names, recursion).
 pub fn evaluate(program: &Program, input: &EvalInput, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
+    evaluate_with(program, input, diags, None)
+}
+
+/// [`evaluate`], stopping early (with no plan) once `cancel` is set: an
+/// evaluation started beside the type check is stopped when the check
+/// finds errors, since it is not needed then and an ill-typed program
+/// need not evaluate quickly.
+pub fn evaluate_unless(
+    program: &Program,
+    input: &EvalInput,
+    diags: &mut Vec<Diagnostic>,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Option<Plan> {
+    evaluate_with(program, input, diags, Some(cancel))
+}
+
+fn evaluate_with(
+    program: &Program,
+    input: &EvalInput,
+    diags: &mut Vec<Diagnostic>,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+) -> Option<Plan> {
     // Find pipelines.
     let mut pipelines: Vec<(&str, &Item, &PipelineDecl)> = Vec::new();
     for (path, m) in &program.modules {
@@ -293,6 +317,7 @@ pub fn evaluate(program: &Program, input: &EvalInput, diags: &mut Vec<Diagnostic
     };
     let (file, item, decl) = chosen;
     let mut ev = Eval::new(program, file, input.context.clone());
+    ev.cancel = cancel;
     let params_json = ev.bind_params(file, &input.params);
     if ev.failed {
         diags.append(&mut ev.diags);
@@ -371,6 +396,7 @@ impl<'a> Eval<'a> {
             diags: Vec::new(),
             depth: 0,
             failed: false,
+            cancel: None,
             context,
         }
     }
@@ -690,6 +716,13 @@ impl Eval<'_> {
 
     fn expr(&mut self, e: &Expr) -> V {
         if self.failed {
+            return V::Error;
+        }
+        if self
+            .cancel
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            self.failed = true;
             return V::Error;
         }
         match &e.kind {

@@ -126,8 +126,9 @@ impl Session {
         db::check_workspace(&self.db, ws).diagnostics.clone()
     }
 
-    /// Checks, then evaluates a pipeline to a plan and checks policies.
-    /// Returns no plan when any error was found.
+    /// Checks the project and evaluates a pipeline to a plan (the two at
+    /// once, on two threads), then checks policies. Returns no plan when
+    /// any error was found.
     pub fn plan(&mut self, input: &eval::EvalInput) -> (Option<plan::Plan>, Vec<Diagnostic>) {
         let ws = self.workspace();
         let resolved = db::resolve_workspace(&self.db, ws).clone();
@@ -138,15 +139,19 @@ impl Session {
         // beside the type check on another core; its result is used only
         // if the check finds no error.
         let program = std::sync::Arc::clone(&resolved.program);
+        let stop = std::sync::atomic::AtomicBool::new(false);
         let (checked, evaluated) = std::thread::scope(|scope| {
             let evaluation = std::thread::Builder::new()
                 .stack_size(LARGE_STACK)
                 .spawn_scoped(scope, || {
                     let mut diags = Vec::new();
-                    let plan = eval::evaluate(&program, input, &mut diags);
+                    let plan = eval::evaluate_unless(&program, input, &mut diags, &stop);
                     (plan, diags)
                 });
             let checked = db::check_workspace(&self.db, ws).clone();
+            if checked.diagnostics.iter().any(Diagnostic::is_error) {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             (checked, evaluation.map(std::thread::ScopedJoinHandle::join))
         });
         let mut diags = checked.diagnostics.clone();
@@ -240,7 +245,7 @@ pub fn compile(
 
 /// The stack of the compiler's threads: address space only, touched as
 /// deep inputs need it.
-const LARGE_STACK: usize = 1 << 30;
+pub(crate) const LARGE_STACK: usize = 1 << 30;
 
 /// Runs `f` on a thread with a large stack. Pathological inputs (thousands
 /// of nested expressions) recurse deeply in every phase; this keeps them

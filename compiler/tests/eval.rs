@@ -137,3 +137,41 @@ fn secrets_appear_in_the_plan_by_name_only() {
     let json = plan.to_json();
     assert!(json.contains("\"TOKEN\": \"PYPI_TOKEN\""), "{json}");
 }
+
+/// `plan` evaluates beside the type check and stops the evaluation when the
+/// check fails: an evaluation told to stop gives no plan, and a program
+/// with a type error gives the check's diagnostics and no plan.
+#[test]
+fn an_evaluation_told_to_stop_gives_no_plan() {
+    use std::sync::atomic::AtomicBool;
+    let src = "pipeline ci {\n  step \"a\" { run: \"true\" }\n}\n";
+    let mut parsed = BTreeMap::new();
+    parsed.insert(
+        "ci.weir".to_owned(),
+        std::sync::Arc::new(weir_compiler::syntax::parse("ci.weir", src)),
+    );
+    let mut diags = Vec::new();
+    let program = weir_compiler::resolve::resolve(&parsed, &mut diags);
+    assert!(diags.is_empty(), "{diags:?}");
+    let input = EvalInput::default();
+    let go = AtomicBool::new(false);
+    let stop = AtomicBool::new(true);
+    let plan = weir_compiler::eval::evaluate_unless(&program, &input, &mut diags, &go);
+    assert_eq!(plan.map(|p| p.nodes.len()), Some(1));
+    let plan = weir_compiler::eval::evaluate_unless(&program, &input, &mut diags, &stop);
+    assert!(plan.is_none() && diags.is_empty(), "{diags:?}");
+
+    let mut files = BTreeMap::new();
+    files.insert(
+        "ci.weir".to_owned(),
+        "pipeline ci {\n  step \"a\" { run: 1 + \"x\" }\n}\n".to_owned(),
+    );
+    let (plan, diags) = weir_compiler::compile(&files, &input);
+    assert!(plan.is_none());
+    assert!(
+        diags
+            .iter()
+            .any(weir_compiler::diagnostics::Diagnostic::is_error),
+        "{diags:?}"
+    );
+}

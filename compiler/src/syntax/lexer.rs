@@ -332,8 +332,12 @@ struct Lexer<'a> {
 const PARALLEL_LEX_BYTES: usize = 512 * 1024;
 
 pub fn lex(file: &str, src: &str) -> Lexed {
+    // The cut follows a newline, so it falls between characters even when
+    // the middle byte is inside one.
     if src.len() >= PARALLEL_LEX_BYTES
-        && let Some(nl) = src[src.len() / 2..].find('\n')
+        && let Some(nl) = src.as_bytes()[src.len() / 2..]
+            .iter()
+            .position(|&b| b == b'\n')
         && let Some(l) = lex_split(file, src, src.len() / 2 + nl + 1)
     {
         return l;
@@ -1022,6 +1026,19 @@ mod tests {
         }
         // Cuts inside strings, or where depth matters, are refused.
         assert!(split > 1000 && refused > 10, "{split} {refused}");
+    }
+
+    #[test]
+    fn a_large_file_whose_middle_byte_is_inside_a_character_lexes_in_two_halves() {
+        let mut src = String::from("// ");
+        src.push_str(&"é".repeat(300_000));
+        src.push_str("\nlet a = \"ü\"\n");
+        assert!(src.len() >= PARALLEL_LEX_BYTES && !src.is_char_boundary(src.len() / 2));
+        let mut one = Lexer::new("t.weir", &src, 0);
+        one.run();
+        assert_eq!(lex("t.weir", &src), one.out);
+        let cut = src.find('\n').unwrap() + 1;
+        assert!(lex_split("t.weir", &src, cut).is_some());
     }
 
     #[test]

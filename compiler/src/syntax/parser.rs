@@ -211,10 +211,10 @@ where
 /// Statements and expressions are mutually recursive through blocks, so both
 /// are built here and the caller picks the one it needs.
 ///
-/// With `fast`, operators are parsed by [`climbing`] (no error recovery
-/// needed: the fast path gives up at the first error); otherwise by
-/// chumsky's pratt parser, whose errors the diagnostics are made of. Both
-/// build the same tree (tested).
+/// With `fast`, operators are parsed by [`climbing`] (the fast path's
+/// errors are discarded: a file with any error is parsed again); otherwise
+/// by chumsky's pratt parser, whose errors the diagnostics are made of.
+/// Both build the same tree (tested).
 fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>>(
     names: &'src str,
     fast: bool,
@@ -1057,35 +1057,35 @@ fn parse_clean(
             .into_result()
             .ok()
     };
+    // Each piece: `Some(parse)` from its thread, `None` when the thread
+    // could not start or panicked (then it is parsed here).
     let (module, parts) = std::thread::scope(|scope| {
         let workers: Vec<_> = pieces[1..]
             .iter()
             .map(|r| {
                 let r = r.clone();
                 std::thread::Builder::new()
-                    .stack_size(PIECE_STACK)
+                    .stack_size(crate::LARGE_STACK)
                     .spawn_scoped(scope, move || parse_piece(r))
             })
             .collect();
         let first = parse_piece(pieces[0].clone());
         let module = parse_all(&outline);
-        let mut parts = vec![first];
+        let mut parts = vec![Some(first)];
         for w in workers {
-            // A piece whose thread could not start or panicked is parsed here.
-            parts.push(match w {
-                Ok(h) => h.join().ok().flatten(),
-                Err(_) => None,
-            });
+            parts.push(w.ok().and_then(|h| h.join().ok()));
         }
         (module, parts)
     });
     let mut module = module?;
     let mut items = Vec::new();
     for (part, range) in parts.into_iter().zip(pieces) {
-        items.extend(match part {
-            Some(p) => p,
+        // A piece that does not parse makes the file unclean: no second try.
+        let parsed = match part {
+            Some(parsed) => parsed?,
             None => parse_piece(range)?,
-        });
+        };
+        items.extend(parsed);
     }
     let (triggers, stmts) = split_pipe_items(items);
     let pipeline = module.items.iter_mut().find_map(|it| match &mut it.kind {
@@ -1096,10 +1096,6 @@ fn parse_clean(
     pipeline.body.stmts = stmts;
     Some(module)
 }
-
-/// Stack of a thread parsing a piece: nesting is bounded by the lexer, but
-/// each level of it costs many frames of combinators.
-const PIECE_STACK: usize = 256 << 20;
 
 fn parallelism() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
