@@ -24,9 +24,21 @@ pub struct Workspace {
     pub files: Vec<SourceFile>,
 }
 
+/// The database as the queries see it.
+#[salsa::db]
+pub trait Db: salsa::Database {
+    /// Parsed statements kept between versions of a file (an editor's
+    /// session), if any.
+    fn pieces(&self) -> Option<&crate::syntax::parser::PieceCache>;
+}
+
 #[salsa::tracked(returns(ref))]
-pub fn parse_file(db: &dyn salsa::Database, file: SourceFile) -> Arc<Parsed> {
-    Arc::new(crate::syntax::parse(file.path(db), file.text(db)))
+pub fn parse_file(db: &dyn Db, file: SourceFile) -> Arc<Parsed> {
+    Arc::new(crate::syntax::parse_reusing(
+        file.path(db),
+        file.text(db),
+        db.pieces(),
+    ))
 }
 
 /// The resolved program and the diagnostics of parsing and resolution.
@@ -37,7 +49,7 @@ pub struct Resolved {
 }
 
 #[salsa::tracked(returns(ref), no_eq)]
-pub fn resolve_workspace(db: &dyn salsa::Database, ws: Workspace) -> Arc<Resolved> {
+pub fn resolve_workspace(db: &dyn Db, ws: Workspace) -> Arc<Resolved> {
     let mut diagnostics = Vec::new();
     let mut parsed = BTreeMap::new();
     for f in ws.files(db) {
@@ -62,7 +74,7 @@ pub struct Checked {
     pub references: Vec<crate::typeck::Reference>,
 }
 
-fn check(db: &dyn salsa::Database, ws: Workspace, references: bool) -> Arc<Checked> {
+fn check(db: &dyn Db, ws: Workspace, references: bool) -> Arc<Checked> {
     let resolved = resolve_workspace(db, ws);
     let mut diagnostics = resolved.diagnostics.clone();
     let references = crate::typeck::check_program(&resolved.program, &mut diagnostics, references);
@@ -77,7 +89,7 @@ fn check(db: &dyn salsa::Database, ws: Workspace, references: bool) -> Arc<Check
 /// The diagnostics of the whole project: what `check`, `plan` and an
 /// editor's diagnostics need.
 #[salsa::tracked(returns(ref), no_eq)]
-pub fn check_workspace(db: &dyn salsa::Database, ws: Workspace) -> Arc<Checked> {
+pub fn check_workspace(db: &dyn Db, ws: Workspace) -> Arc<Checked> {
     check(db, ws, false)
 }
 
@@ -85,7 +97,7 @@ pub fn check_workspace(db: &dyn salsa::Database, ws: Workspace) -> Arc<Checked> 
 /// navigation, rename and semantic tokens. Separate so that diagnostics
 /// after an edit do not wait for (or pay for) the references.
 #[salsa::tracked(returns(ref), no_eq)]
-pub fn check_with_references(db: &dyn salsa::Database, ws: Workspace) -> Arc<Checked> {
+pub fn check_with_references(db: &dyn Db, ws: Workspace) -> Arc<Checked> {
     check(db, ws, true)
 }
 
@@ -93,7 +105,26 @@ pub fn check_with_references(db: &dyn salsa::Database, ws: Workspace) -> Arc<Che
 #[derive(Default, Clone)]
 pub struct Database {
     storage: salsa::Storage<Self>,
+    pieces: Option<Arc<crate::syntax::parser::PieceCache>>,
+}
+
+impl Database {
+    /// A database whose parses reuse the unchanged statements of the last
+    /// version of each file.
+    pub fn reusing_parses() -> Self {
+        Database {
+            pieces: Some(Arc::default()),
+            ..Database::default()
+        }
+    }
 }
 
 #[salsa::db]
 impl salsa::Database for Database {}
+
+#[salsa::db]
+impl Db for Database {
+    fn pieces(&self) -> Option<&crate::syntax::parser::PieceCache> {
+        self.pieces.as_deref()
+    }
+}

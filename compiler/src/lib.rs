@@ -66,6 +66,16 @@ impl Session {
         }
     }
 
+    /// A session for an editor, where each version of a file differs a
+    /// little from the last: a parse reuses the unchanged statements of
+    /// large pipelines (at the cost of keeping their trees a second time).
+    pub fn for_editor() -> Self {
+        Session {
+            db: db::Database::reusing_parses(),
+            ..Session::new()
+        }
+    }
+
     /// Sets the project's files (module name to text). Unchanged texts keep
     /// their parse.
     pub fn set_files(&mut self, files: &BTreeMap<String, String>) {

@@ -13,7 +13,6 @@ pub struct Doc {
 }
 
 /// Owned by one lock; edits are applied to it in order.
-#[derive(Default)]
 pub struct State {
     pub root: Option<PathBuf>,
     /// Open buffers by module name; they overlay the files on disk.
@@ -23,6 +22,18 @@ pub struct State {
     session: Session,
     /// Buffers or disk changed since the session last saw them.
     dirty: bool,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            root: None,
+            open: BTreeMap::new(),
+            disk: BTreeMap::new(),
+            session: Session::for_editor(),
+            dirty: false,
+        }
+    }
 }
 
 impl State {

@@ -6,6 +6,7 @@
 pub mod ast;
 pub mod lexer;
 pub mod parser;
+mod shift;
 
 pub use ast::*;
 use lexer::{Comment, Kw, P, Tok};
@@ -25,6 +26,13 @@ pub struct Parsed {
 }
 
 pub fn parse(file: &str, src: &str) -> Parsed {
+    parse_reusing(file, src, None)
+}
+
+/// [`parse`], reusing the statements of the last parse made with the same
+/// `cache` that the text still has (an editor's next version of a file).
+/// The result is the same as [`parse`]'s.
+pub fn parse_reusing(file: &str, src: &str, cache: Option<&parser::PieceCache>) -> Parsed {
     let lexed = lexer::lex(file, src);
     let mut diagnostics = lexed.diagnostics;
     let mut too_deep = lexed.too_deep;
@@ -49,7 +57,7 @@ pub fn parse(file: &str, src: &str) -> Parsed {
         };
     }
     let (mut module, parse_diags) =
-        parser::parse_tokens(file, &lexed.tokens, &lexed.strings, src.len());
+        parser::parse_tokens(file, &lexed.tokens, &lexed.strings, src, cache);
     // A syntax error at the position of a lexer error is a consequence of it.
     for d in parse_diags {
         let overlaps = diagnostics.iter().any(|l| {

@@ -10,6 +10,7 @@
 
 use super::ast::*;
 use super::lexer::{Kw, P, Tok};
+use super::shift::Shift;
 use crate::diagnostics::{Code, Diagnostic, Span};
 use chumsky::error::LabelError;
 use chumsky::extra::ParserExtra;
@@ -743,6 +744,7 @@ where
 }
 
 /// What a pipeline's braces hold: triggers and statements, in any order.
+#[derive(Clone)]
 enum PipeItem {
     Trigger(Trigger),
     Stmt(Stmt),
@@ -1000,9 +1002,15 @@ pub fn parse_tokens(
     file: &str,
     tokens: &[(Tok, Span)],
     names: &str,
-    src_len: usize,
+    src: &str,
+    cache: Option<&PieceCache>,
 ) -> (Module, Vec<Diagnostic>) {
-    let eoi = Span::new(src_len, src_len);
+    let eoi = Span::new(src.len(), src.len());
+    if let Some(cache) = cache
+        && let Some(m) = parse_clean_reusing(file, tokens, names, src, eoi, cache)
+    {
+        return (m, Vec::new());
+    }
     // Fast path: most files parse cleanly, and a parse without error
     // tracking is several times faster. Only a file with errors is parsed
     // again with rich errors for its diagnostics.
@@ -1019,6 +1027,208 @@ pub fn parse_tokens(
     }
     (out.unwrap_or_default(), diags)
 }
+
+/// Statements of large pipeline bodies, parsed, by their text: kept from
+/// one parse of a file to the next in an editor's session, so that an edit
+/// re-parses the statements it touched and the others are copied from
+/// here and moved to their new place (the text before them may have grown
+/// or shrunk). Holds the statements of the last parse only.
+#[derive(Default)]
+pub struct PieceCache {
+    /// By file, then by the statement's text.
+    files: std::sync::Mutex<rustc_hash::FxHashMap<String, Pieces>>,
+    reused: std::sync::atomic::AtomicUsize,
+}
+
+impl PieceCache {
+    /// How many statements parses have taken from the cache so far.
+    pub fn reused(&self) -> usize {
+        self.reused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+type Pieces = rustc_hash::FxHashMap<Box<str>, CachedPiece>;
+
+struct CachedPiece {
+    /// Where the text started when it was parsed.
+    start: u32,
+    items: std::sync::Arc<Vec<PipeItem>>,
+}
+
+/// [`parse_clean`] for a file parsed before with `cache`: the largest
+/// pipeline body is cut before each statement, and each statement's tree
+/// comes from the cache when its text is there. `None` when the file has
+/// an error, or no pipeline large enough to be worth it.
+fn parse_clean_reusing(
+    file: &str,
+    tokens: &[(Tok, Span)],
+    names: &str,
+    src: &str,
+    eoi: Span,
+    cache: &PieceCache,
+) -> Option<Module> {
+    let (open, close) = largest_pipeline_body(tokens).filter(|(o, c)| c - o > REUSE_MIN_TOKENS)?;
+    // Every statement its own piece: cuts that move with the text, not
+    // with token counts, so an edit leaves the other pieces' texts alone.
+    let pieces = statement_pieces(tokens, open + 1, close, usize::MAX);
+    let text_of = |r: &std::ops::Range<usize>| -> &str {
+        match (
+            tokens.get(r.start),
+            r.end.checked_sub(1).and_then(|e| tokens.get(e)),
+        ) {
+            (Some(first), Some(last)) if r.start < r.end => src
+                .get(first.1.start as usize..last.1.end as usize)
+                .unwrap_or(""),
+            _ => "",
+        }
+    };
+    let lock = || {
+        cache
+            .files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    let old = lock().remove(file).unwrap_or_default();
+    match reuse_pieces(tokens, names, eoi, (open, close), &pieces, &text_of, &old) {
+        Some((module, keep)) => {
+            let reused = pieces.len()
+                - pieces
+                    .iter()
+                    .filter(|r| !old.contains_key(text_of(r)))
+                    .count();
+            cache
+                .reused
+                .fetch_add(reused, std::sync::atomic::Ordering::Relaxed);
+            lock().insert(file.to_owned(), keep);
+            // What the edit replaced is freed here, after the new tree is built.
+            drop(old);
+            Some(module)
+        }
+        None => {
+            // The file has an error: keep what the last clean parse had, for
+            // the parse after the fix.
+            lock().insert(file.to_owned(), old);
+            None
+        }
+    }
+}
+
+type Reused = (Module, Pieces);
+
+fn reuse_pieces<'t>(
+    tokens: &[(Tok, Span)],
+    names: &str,
+    eoi: Span,
+    (open, close): (usize, usize),
+    pieces: &[std::ops::Range<usize>],
+    text_of: &(dyn Fn(&std::ops::Range<usize>) -> &'t str + Sync),
+    old: &Pieces,
+) -> Option<Reused> {
+    // One thread per group of consecutive pieces. A piece's result: its
+    // items here, and the cache entry to keep (reused or new).
+    type Done = Option<Vec<(Vec<PipeItem>, Box<str>, CachedPiece)>>;
+    let work = |group: &[std::ops::Range<usize>]| -> Done {
+        let parser = pipe_items::<_, extra::Default>(names);
+        let mut out = Vec::with_capacity(group.len());
+        for r in group {
+            let text = text_of(r);
+            let start = tokens.get(r.start).map_or(0, |t| t.1.start);
+            let (items, entry) = match old.get(text) {
+                Some(hit) => {
+                    let mut items = (*hit.items).clone();
+                    let by = i64::from(start) - i64::from(hit.start);
+                    if by != 0 {
+                        for it in &mut items {
+                            it.shift(by);
+                        }
+                    }
+                    let entry = CachedPiece {
+                        start: hit.start,
+                        items: std::sync::Arc::clone(&hit.items),
+                    };
+                    (items, entry)
+                }
+                None => {
+                    let piece_eoi = tokens.get(r.end).map_or(eoi, |t| t.1);
+                    let items = parser
+                        .parse(tokens[r.clone()].split_token_span(piece_eoi))
+                        .into_result()
+                        .ok()?;
+                    let entry = CachedPiece {
+                        start,
+                        items: std::sync::Arc::new(items.clone()),
+                    };
+                    (items, entry)
+                }
+            };
+            out.push((items, text.into(), entry));
+        }
+        Some(out)
+    };
+    let n = parallelism().min(pieces.len()).max(1);
+    let per = pieces.len().div_ceil(n).max(1);
+    let mut outline = Vec::with_capacity(tokens.len() - (close - open) + 1);
+    outline.extend_from_slice(&tokens[..=open]);
+    outline.extend_from_slice(&tokens[close..]);
+    let body_span = tokens[open].1.to(tokens[close].1);
+    let (module, groups) = std::thread::scope(|scope| {
+        let workers: Vec<_> = pieces
+            .chunks(per)
+            .skip(1)
+            .map(|group| {
+                std::thread::Builder::new()
+                    .stack_size(crate::LARGE_STACK)
+                    .spawn_scoped(scope, || work(group))
+            })
+            .collect();
+        let first = work(pieces.chunks(per).next().unwrap_or(&[]));
+        let module = module::<_, extra::Default>(names, true)
+            .parse(outline.split_token_span(eoi))
+            .into_result()
+            .ok();
+        let mut groups = vec![Some(first)];
+        for w in workers {
+            groups.push(w.ok().and_then(|h| h.join().ok()));
+        }
+        (module, groups)
+    });
+    let mut module = module?;
+    let mut items = Vec::new();
+    let mut keep = Pieces::default();
+    keep.reserve(pieces.len());
+    for (group, range) in groups.into_iter().zip(pieces.chunks(per)) {
+        // A group whose thread could not start or panicked is done here.
+        let done = match group {
+            Some(done) => done?,
+            None => work(range)?,
+        };
+        for (its, text, entry) in done {
+            items.extend(its);
+            keep.insert(text, entry);
+        }
+    }
+    let (triggers, stmts) = split_pipe_items(items);
+    let pipeline = module.items.iter_mut().find_map(|it| match &mut it.kind {
+        ItemKind::Pipeline(p) if p.body.span == body_span => Some(p),
+        _ => None,
+    })?;
+    pipeline.triggers.extend(triggers);
+    pipeline.body.stmts = stmts;
+    Some((module, keep))
+}
+
+impl super::shift::Shift for PipeItem {
+    fn shift(&mut self, by: i64) {
+        match self {
+            PipeItem::Trigger(t) => t.shift(by),
+            PipeItem::Stmt(s) => s.shift(by),
+        }
+    }
+}
+
+/// Pipelines with fewer tokens than this in their body are parsed whole,
+/// with no pieces reused: they parse in a few milliseconds.
+const REUSE_MIN_TOKENS: usize = 2_000;
 
 /// Pipelines with fewer tokens than this in their body are parsed on the
 /// calling thread alone.
@@ -1389,6 +1599,77 @@ mod tests {
             rejected += usize::from(!fast_and_rich_agree(&src));
         }
         assert!(rejected > 500, "{rejected}");
+    }
+
+    #[test]
+    fn a_parse_reusing_the_last_versions_statements_is_a_fresh_parse() {
+        use crate::syntax::{parse, parse_reusing};
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let cache = PieceCache::default();
+        let mut text = crate::generated::pipeline(120);
+        assert_eq!(
+            parse_reusing("g.weir", &text, Some(&cache)),
+            parse("g.weir", &text)
+        );
+        assert_eq!(cache.reused(), 0);
+        let lines =
+            |t: &str| -> Vec<usize> { t.match_indices("\n  let ").map(|(i, _)| i + 1).collect() };
+        let mut clean = text.clone();
+        for round in 0..120 {
+            let at = {
+                let mut i = rng.random_range(0..text.len());
+                while !text.is_char_boundary(i) {
+                    i -= 1;
+                }
+                i
+            };
+            match round % 6 {
+                // Typing: a character or two anywhere, valid or not.
+                0 | 1 => {
+                    let ins = ["a", "1", " ", "\n", "{", "}", "\"", ".", "é", "let "]
+                        [rng.random_range(0..10)];
+                    text.insert_str(at, ins);
+                }
+                2 => {
+                    let end = (at + rng.random_range(1..4)).min(text.len());
+                    if text.is_char_boundary(end) {
+                        text.replace_range(at..end, "");
+                    }
+                }
+                // A digit changed inside a step, as the benchmark's edit.
+                3 => {
+                    if let Some(i) = text[at..].find(|c: char| c.is_ascii_digit()) {
+                        text.replace_range((at + i)..=(at + i), "7");
+                    }
+                }
+                // A statement added or removed.
+                4 => {
+                    let l = lines(&text);
+                    let p = l[rng.random_range(0..l.len())];
+                    text.insert_str(
+                        p,
+                        &format!("  let x{round} = step \"x{round}\" {{ run: \"true\" }}\n"),
+                    );
+                }
+                _ => {
+                    let l = lines(&text);
+                    let k = rng.random_range(0..l.len() - 1);
+                    text.replace_range(l[k]..l[k + 1], "");
+                }
+            }
+            let reusing = parse_reusing("g.weir", &text, Some(&cache));
+            assert_eq!(reusing, parse("g.weir", &text), "round {round}:\n{text}");
+            // Keep the text mostly valid: most edits that broke it are
+            // undone back to the last clean version.
+            if reusing.diagnostics.is_empty() {
+                clean = text.clone();
+            } else if rng.random_range(0..4) > 0 {
+                text = clean.clone();
+            }
+        }
+        // Most statements came from the cache.
+        assert!(cache.reused() > 120 * 50, "{}", cache.reused());
     }
 
     #[test]
