@@ -144,11 +144,12 @@ fn main() -> ExitCode {
     weir_compiler::with_large_stack(move || run(cli))
 }
 
-/// Frees a compiler session on another thread: a large project's syntax
-/// trees take a while to free, and nothing waits for that.
-/// When no thread can be started, the session is freed right away.
-fn drop_later(session: weir_compiler::Session) {
-    let _detached = std::thread::Builder::new().spawn(move || drop(session));
+/// Frees a compiler session or a plan on another thread: a large
+/// project's syntax trees and plan take a while to free, and nothing waits
+/// for that (the process may exit first). When no thread can be started,
+/// the value is freed right away.
+fn drop_later<T: Send + 'static>(value: T) {
+    let _detached = std::thread::Builder::new().spawn(move || drop(value));
 }
 
 pub(crate) fn io_error(msg: impl std::fmt::Display, help: Option<&str>) -> ExitCode {
@@ -233,6 +234,7 @@ fn run(cli: Cli) -> ExitCode {
                 } else {
                     print!("{}", summary(&plan));
                 }
+                drop_later(plan);
                 ExitCode::SUCCESS
             }
             Err(code) => code,

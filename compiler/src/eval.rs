@@ -318,6 +318,9 @@ fn evaluate_with(
     let (file, item, decl) = chosen;
     let mut ev = Eval::new(program, file, input.context.clone());
     ev.cancel = cancel;
+    // Most statements of a pipeline make a node: room for them up front,
+    // rather than copying the nodes each time the list doubles.
+    ev.nodes.reserve(decl.body.stmts.len());
     let params_json = ev.bind_params(file, &input.params);
     if ev.failed {
         diags.append(&mut ev.diags);
@@ -621,7 +624,13 @@ impl Eval<'_> {
     /// Evaluates a block; returns the value of its last expression.
     fn block(&mut self, b: &Block, new_scope: bool) -> V {
         if new_scope {
-            self.scopes.push(HashMap::default());
+            // Room for a binding per statement: a large pipeline's scope
+            // is not rehashed as it fills.
+            let room = b.stmts.len();
+            self.scopes.push(HashMap::with_capacity_and_hasher(
+                room,
+                rustc_hash::FxBuildHasher,
+            ));
         }
         let barrier_mark = self.barriers.len();
         let mut last = V::Unit;

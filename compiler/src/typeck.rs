@@ -1061,7 +1061,12 @@ impl<'a> Checker<'a> {
 
     /// Checks a block's statements; returns the type of its last expression.
     fn block_stmts(&mut self, b: &Block, registers: bool) -> Typed {
-        self.scopes.push(HashMap::default());
+        // Room for a binding per statement: a large pipeline's scope is not
+        // rehashed as it fills.
+        self.scopes.push(HashMap::with_capacity_and_hasher(
+            b.stmts.len(),
+            rustc_hash::FxBuildHasher,
+        ));
         let t = self.block_stmts_here(b, registers);
         self.scopes.pop();
         t

@@ -363,6 +363,8 @@ fn lex_split(file: &str, src: &str, cut: usize) -> Option<Lexed> {
             lx
         });
         let mut first = Lexer::new(file, &src[..cut], 0);
+        // The first half's tokens become the whole file's: room for all.
+        first.out.tokens.reserve(src.len() / 4);
         first.run();
         (first, second.ok().and_then(|h| h.join().ok()))
     });
@@ -378,7 +380,6 @@ fn lex_split(file: &str, src: &str, cut: usize) -> Option<Lexed> {
     let mut out = first.out;
     let offset = out.strings.len() as u32;
     out.strings.push_str(&second.out.strings);
-    out.tokens.reserve(second.out.tokens.len());
     out.tokens
         .extend(second.out.tokens.into_iter().map(|(t, span)| {
             let t = match t {

@@ -1193,7 +1193,7 @@ fn reuse_pieces<'t>(
         (module, groups)
     });
     let mut module = module?;
-    let mut items = Vec::new();
+    let mut items = Vec::with_capacity(pieces.len());
     let mut keep = Pieces::default();
     keep.reserve(pieces.len());
     for (group, range) in groups.into_iter().zip(pieces.chunks(per)) {
@@ -1291,7 +1291,8 @@ fn parse_clean(
         (module, parts)
     });
     let mut module = module?;
-    let mut items = Vec::new();
+    let parsed: usize = parts.iter().flatten().flatten().map(Vec::len).sum();
+    let mut items = Vec::with_capacity(parsed);
     for (part, range) in parts.into_iter().zip(pieces) {
         // A piece that does not parse makes the file unclean: no second try.
         let parsed = match part {
