@@ -150,14 +150,15 @@ impl Session {
         // if the check finds no error.
         let program = std::sync::Arc::clone(&resolved.program);
         let stop = std::sync::atomic::AtomicBool::new(false);
+        let evaluate = || {
+            let mut diags = Vec::new();
+            let plan = eval::evaluate_unless(&program, input, &mut diags, &stop);
+            (plan, diags)
+        };
         let (checked, evaluated) = std::thread::scope(|scope| {
             let evaluation = std::thread::Builder::new()
                 .stack_size(LARGE_STACK)
-                .spawn_scoped(scope, || {
-                    let mut diags = Vec::new();
-                    let plan = eval::evaluate_unless(&program, input, &mut diags, &stop);
-                    (plan, diags)
-                });
+                .spawn_scoped(scope, evaluate);
             let checked = db::check_workspace(&self.db, ws).clone();
             if checked.diagnostics.iter().any(Diagnostic::is_error) {
                 stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -172,10 +173,7 @@ impl Session {
             Ok(Ok(done)) => done,
             Ok(Err(panic)) => std::panic::resume_unwind(panic),
             // No thread to be had: evaluate here.
-            Err(_) => {
-                let mut d = Vec::new();
-                (eval::evaluate(&program, input, &mut d), d)
-            }
+            Err(_) => evaluate(),
         };
         diags.extend(eval_diags);
         if let Some(p) = &plan {

@@ -1589,27 +1589,27 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// The declaration of enum `en`: the first module's that has one.
+    fn enum_decl(&self, en: &str) -> Option<&'a EnumDecl> {
+        self.program.modules.values().find_map(|m| {
+            let &i = m.items.get(en)?;
+            match &m.parsed.module.items[i].kind {
+                ItemKind::Enum(e) => Some(e),
+                _ => None,
+            }
+        })
+    }
+
     /// Whether enum `en` has variant `v` (without listing the variants).
     fn enum_has(&self, en: &str, v: &str) -> bool {
-        for m in self.program.modules.values() {
-            if let Some(&i) = m.items.get(en)
-                && let ItemKind::Enum(e) = &m.parsed.module.items[i].kind
-            {
-                return e.variants.iter().any(|x| x.name.name == v);
-            }
-        }
-        false
+        self.enum_decl(en)
+            .is_some_and(|e| e.variants.iter().any(|x| x.name.name == v))
     }
 
     fn enum_variants(&self, en: &str) -> Vec<String> {
-        for m in self.program.modules.values() {
-            if let Some(&i) = m.items.get(en)
-                && let ItemKind::Enum(e) = &m.parsed.module.items[i].kind
-            {
-                return e.variants.iter().map(|v| v.name.name.clone()).collect();
-            }
-        }
-        Vec::new()
+        self.enum_decl(en).map_or_else(Vec::new, |e| {
+            e.variants.iter().map(|v| v.name.name.clone()).collect()
+        })
     }
 
     fn member(&mut self, path: &str, field: &Ident, _base: &Expr) -> Typed {

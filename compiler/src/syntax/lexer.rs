@@ -342,7 +342,7 @@ pub fn lex(file: &str, src: &str) -> Lexed {
     {
         return l;
     }
-    let mut lx = Lexer::new(file, src, 0);
+    let mut lx = Lexer::new(file, src, 0, src.len());
     lx.run();
     lx.out
 }
@@ -357,14 +357,14 @@ fn lex_split(file: &str, src: &str, cut: usize) -> Option<Lexed> {
     }
     let (first, second) = std::thread::scope(|scope| {
         let second = std::thread::Builder::new().spawn_scoped(scope, || {
-            let mut lx = Lexer::new(file, src, cut);
+            let mut lx = Lexer::new(file, src, cut, src.len() - cut);
             lx.relative = true;
             lx.run();
             lx
         });
-        let mut first = Lexer::new(file, &src[..cut], 0);
-        // The first half's tokens become the whole file's: room for all.
-        first.out.tokens.reserve(src.len() / 4);
+        // The first half's tokens and texts become the whole file's: room
+        // for all of them.
+        let mut first = Lexer::new(file, &src[..cut], 0, src.len());
         first.run();
         (first, second.ok().and_then(|h| h.join().ok()))
     });
@@ -401,16 +401,17 @@ fn lex_split(file: &str, src: &str, cut: usize) -> Option<Lexed> {
 }
 
 impl<'a> Lexer<'a> {
-    fn new(file: &'a str, src: &'a str, pos: usize) -> Self {
-        let len = src.len() - pos;
+    /// A lexer of `src` from `pos`, with room for the tokens of `room`
+    /// bytes of text.
+    fn new(file: &'a str, src: &'a str, pos: usize, room: usize) -> Self {
         Lexer {
             src,
             bytes: src.as_bytes(),
             pos,
             file,
             out: Lexed {
-                tokens: Vec::with_capacity(len / 4),
-                strings: String::with_capacity(len / 2),
+                tokens: Vec::with_capacity(room / 4),
+                strings: String::with_capacity(room / 2),
                 comments: Vec::new(),
                 diagnostics: Vec::new(),
                 too_deep: false,
@@ -1035,7 +1036,7 @@ mod tests {
         src.push_str(&"é".repeat(300_000));
         src.push_str("\nlet a = \"ü\"\n");
         assert!(src.len() >= PARALLEL_LEX_BYTES && !src.is_char_boundary(src.len() / 2));
-        let mut one = Lexer::new("t.weir", &src, 0);
+        let mut one = Lexer::new("t.weir", &src, 0, src.len());
         one.run();
         assert_eq!(lex("t.weir", &src), one.out);
         let cut = src.find('\n').unwrap() + 1;

@@ -1067,21 +1067,10 @@ fn parse_clean_reusing(
     eoi: Span,
     cache: &PieceCache,
 ) -> Option<Module> {
-    let (open, close) = largest_pipeline_body(tokens).filter(|(o, c)| c - o > REUSE_MIN_TOKENS)?;
+    let body = largest_pipeline_body(tokens).filter(|(o, c)| c - o > REUSE_MIN_TOKENS)?;
     // Every statement its own piece: cuts that move with the text, not
     // with token counts, so an edit leaves the other pieces' texts alone.
-    let pieces = statement_pieces(tokens, open + 1, close, usize::MAX);
-    let text_of = |r: &std::ops::Range<usize>| -> &str {
-        match (
-            tokens.get(r.start),
-            r.end.checked_sub(1).and_then(|e| tokens.get(e)),
-        ) {
-            (Some(first), Some(last)) if r.start < r.end => src
-                .get(first.1.start as usize..last.1.end as usize)
-                .unwrap_or(""),
-            _ => "",
-        }
-    };
+    let pieces = statement_pieces(tokens, body.0 + 1, body.1, usize::MAX);
     let lock = || {
         cache
             .files
@@ -1089,16 +1078,57 @@ fn parse_clean_reusing(
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     };
     let old = lock().remove(file).unwrap_or_default();
-    match reuse_pieces(tokens, names, eoi, (open, close), &pieces, &text_of, &old) {
-        Some((module, keep)) => {
-            let reused = pieces.len()
-                - pieces
-                    .iter()
-                    .filter(|r| !old.contains_key(text_of(r)))
-                    .count();
-            cache
-                .reused
-                .fetch_add(reused, std::sync::atomic::Ordering::Relaxed);
+    // A group's pieces: their trees, from the cache (copied and moved to
+    // where the text now starts) or parsed; and the cache entries to keep.
+    let work = |group: &[std::ops::Range<usize>]| {
+        let parser = pipe_items::<_, extra::Default>(names);
+        let mut items = Vec::with_capacity(group.len());
+        let mut keep = Vec::with_capacity(group.len());
+        let mut hits = 0;
+        for r in group {
+            let text = piece_text(tokens, src, r);
+            let start = tokens[r.start].1.start;
+            let entry = match old.get(text) {
+                Some(hit) => {
+                    hits += 1;
+                    let by = i64::from(start) - i64::from(hit.start);
+                    for it in &*hit.items {
+                        let mut it = it.clone();
+                        if by != 0 {
+                            it.shift(by);
+                        }
+                        items.push(it);
+                    }
+                    CachedPiece {
+                        start: hit.start,
+                        items: std::sync::Arc::clone(&hit.items),
+                    }
+                }
+                None => {
+                    let parsed = parse_piece(&parser, tokens, r.clone(), eoi)?;
+                    items.extend(parsed.iter().cloned());
+                    CachedPiece {
+                        start,
+                        items: std::sync::Arc::new(parsed),
+                    }
+                }
+            };
+            keep.push((Box::<str>::from(text), entry));
+        }
+        Some((items, (keep, hits)))
+    };
+    let per = pieces.len().div_ceil(parallelism()).max(1);
+    let groups: Vec<_> = pieces.chunks(per).collect();
+    match parse_around_body(tokens, names, eoi, body, &groups, &work) {
+        Some((module, done)) => {
+            let mut keep = Pieces::default();
+            keep.reserve(pieces.len());
+            for (entries, hits) in done {
+                cache
+                    .reused
+                    .fetch_add(hits, std::sync::atomic::Ordering::Relaxed);
+                keep.extend(entries);
+            }
             lock().insert(file.to_owned(), keep);
             // What the edit replaced is freed here, after the new tree is built.
             drop(old);
@@ -1113,99 +1143,101 @@ fn parse_clean_reusing(
     }
 }
 
-type Reused = (Module, Pieces);
+/// The source text of the tokens `r` (from the first's start to the last's end).
+fn piece_text<'s>(tokens: &[(Tok, Span)], src: &'s str, r: &std::ops::Range<usize>) -> &'s str {
+    match tokens.get(r.start..r.end) {
+        Some([first, .., last]) => src.get(first.1.start as usize..last.1.end as usize),
+        Some([only]) => src.get(only.1.range()),
+        _ => None,
+    }
+    .unwrap_or("")
+}
 
-fn reuse_pieces<'t>(
+/// A piece of a pipeline body: a range of tokens holding whole statements.
+type Piece = std::ops::Range<usize>;
+
+/// One piece of a pipeline body parsed alone; `None` if it has an error.
+fn parse_piece<'src, P>(
+    parser: &P,
+    tokens: &'src [(Tok, Span)],
+    r: std::ops::Range<usize>,
+    eoi: Span,
+) -> Option<Vec<PipeItem>>
+where
+    P: Parser<
+            'src,
+            chumsky::input::MappedInput<'src, Tok, Span, &'src [(Tok, Span)]>,
+            Vec<PipeItem>,
+        >,
+{
+    let piece_eoi = tokens.get(r.end).map_or(eoi, |t| t.1);
+    parser
+        .parse(tokens[r].split_token_span(piece_eoi))
+        .into_result()
+        .ok()
+}
+
+/// Parses a file whose pipeline body `open..close` is done in `groups` of
+/// pieces by `work`, one group per thread (the first on this one, beside
+/// the file's outline: the file with that body emptied). The groups' items
+/// are put into the body in order; each group's other result is returned.
+/// `None` when the outline or any group has an error.
+fn parse_around_body<G, W>(
     tokens: &[(Tok, Span)],
     names: &str,
     eoi: Span,
     (open, close): (usize, usize),
-    pieces: &[std::ops::Range<usize>],
-    text_of: &(dyn Fn(&std::ops::Range<usize>) -> &'t str + Sync),
-    old: &Pieces,
-) -> Option<Reused> {
-    // One thread per group of consecutive pieces. A piece's result: its
-    // items here, and the cache entry to keep (reused or new).
-    type Done = Option<Vec<(Vec<PipeItem>, Box<str>, CachedPiece)>>;
-    let work = |group: &[std::ops::Range<usize>]| -> Done {
-        let parser = pipe_items::<_, extra::Default>(names);
-        let mut out = Vec::with_capacity(group.len());
-        for r in group {
-            let text = text_of(r);
-            let start = tokens.get(r.start).map_or(0, |t| t.1.start);
-            let (items, entry) = match old.get(text) {
-                Some(hit) => {
-                    let mut items = (*hit.items).clone();
-                    let by = i64::from(start) - i64::from(hit.start);
-                    if by != 0 {
-                        for it in &mut items {
-                            it.shift(by);
-                        }
-                    }
-                    let entry = CachedPiece {
-                        start: hit.start,
-                        items: std::sync::Arc::clone(&hit.items),
-                    };
-                    (items, entry)
-                }
-                None => {
-                    let piece_eoi = tokens.get(r.end).map_or(eoi, |t| t.1);
-                    let items = parser
-                        .parse(tokens[r.clone()].split_token_span(piece_eoi))
-                        .into_result()
-                        .ok()?;
-                    let entry = CachedPiece {
-                        start,
-                        items: std::sync::Arc::new(items.clone()),
-                    };
-                    (items, entry)
-                }
-            };
-            out.push((items, text.into(), entry));
-        }
-        Some(out)
-    };
-    let n = parallelism().min(pieces.len()).max(1);
-    let per = pieces.len().div_ceil(n).max(1);
+    groups: &[&[Piece]],
+    work: &W,
+) -> Option<(Module, Vec<G>)>
+where
+    G: Send,
+    W: Fn(&[Piece]) -> Option<(Vec<PipeItem>, G)> + Sync,
+{
     let mut outline = Vec::with_capacity(tokens.len() - (close - open) + 1);
     outline.extend_from_slice(&tokens[..=open]);
     outline.extend_from_slice(&tokens[close..]);
     let body_span = tokens[open].1.to(tokens[close].1);
-    let (module, groups) = std::thread::scope(|scope| {
-        let workers: Vec<_> = pieces
-            .chunks(per)
+    // Each group: `Some(result)` from its thread, `None` when the thread
+    // could not start or panicked (then it is done here).
+    let (module, done) = std::thread::scope(|scope| {
+        let workers: Vec<_> = groups
+            .iter()
             .skip(1)
-            .map(|group| {
+            .map(|&group| {
                 std::thread::Builder::new()
                     .stack_size(crate::LARGE_STACK)
-                    .spawn_scoped(scope, || work(group))
+                    .spawn_scoped(scope, move || work(group))
             })
             .collect();
-        let first = work(pieces.chunks(per).next().unwrap_or(&[]));
+        let first = groups.first().map(|&g| work(g));
         let module = module::<_, extra::Default>(names, true)
             .parse(outline.split_token_span(eoi))
             .into_result()
             .ok();
-        let mut groups = vec![Some(first)];
+        let mut done = vec![first];
         for w in workers {
-            groups.push(w.ok().and_then(|h| h.join().ok()));
+            done.push(w.ok().and_then(|h| h.join().ok()));
         }
-        (module, groups)
+        (module, done)
     });
     let mut module = module?;
-    let mut items = Vec::with_capacity(pieces.len());
-    let mut keep = Pieces::default();
-    keep.reserve(pieces.len());
-    for (group, range) in groups.into_iter().zip(pieces.chunks(per)) {
-        // A group whose thread could not start or panicked is done here.
-        let done = match group {
-            Some(done) => done?,
+    let count: usize = done
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|(its, _)| its.len())
+        .sum();
+    let mut items = Vec::with_capacity(count);
+    let mut rest = Vec::with_capacity(groups.len());
+    for (group, &range) in done.into_iter().zip(groups) {
+        // A group that does not parse makes the file unclean: no second try.
+        let (its, other) = match group {
+            Some(result) => result?,
             None => work(range)?,
         };
-        for (its, text, entry) in done {
-            items.extend(its);
-            keep.insert(text, entry);
-        }
+        items.extend(its);
+        rest.push(other);
     }
     let (triggers, stmts) = split_pipe_items(items);
     let pipeline = module.items.iter_mut().find_map(|it| match &mut it.kind {
@@ -1214,7 +1246,7 @@ fn reuse_pieces<'t>(
     })?;
     pipeline.triggers.extend(triggers);
     pipeline.body.stmts = stmts;
-    Some((module, keep))
+    Some((module, rest))
 }
 
 impl super::shift::Shift for PipeItem {
@@ -1250,65 +1282,23 @@ fn parse_clean(
             .into_result()
             .ok()
     };
-    let Some((open, close)) = largest_pipeline_body(tokens).filter(|(o, c)| c - o > split_min)
-    else {
+    let Some(body) = largest_pipeline_body(tokens).filter(|(o, c)| c - o > split_min) else {
         return parse_all(tokens);
     };
-    let pieces = statement_pieces(tokens, open + 1, close, n);
+    let pieces = statement_pieces(tokens, body.0 + 1, body.1, n);
     if pieces.len() < 2 {
         return parse_all(tokens);
     }
-    // The file with that pipeline's braces emptied, then the pieces.
-    let mut outline = Vec::with_capacity(tokens.len() - (close - open) + 1);
-    outline.extend_from_slice(&tokens[..=open]);
-    outline.extend_from_slice(&tokens[close..]);
-    let body_span = tokens[open].1.to(tokens[close].1);
-    let parse_piece = |range: std::ops::Range<usize>| {
-        let piece_eoi = tokens[range.end].1;
-        pipe_items::<_, extra::Default>(names)
-            .parse(tokens[range].split_token_span(piece_eoi))
-            .into_result()
-            .ok()
-    };
-    // Each piece: `Some(parse)` from its thread, `None` when the thread
-    // could not start or panicked (then it is parsed here).
-    let (module, parts) = std::thread::scope(|scope| {
-        let workers: Vec<_> = pieces[1..]
-            .iter()
-            .map(|r| {
-                let r = r.clone();
-                std::thread::Builder::new()
-                    .stack_size(crate::LARGE_STACK)
-                    .spawn_scoped(scope, move || parse_piece(r))
-            })
-            .collect();
-        let first = parse_piece(pieces[0].clone());
-        let module = parse_all(&outline);
-        let mut parts = vec![Some(first)];
-        for w in workers {
-            parts.push(w.ok().and_then(|h| h.join().ok()));
+    let work = |group: &[std::ops::Range<usize>]| {
+        let parser = pipe_items::<_, extra::Default>(names);
+        let mut items = Vec::new();
+        for r in group {
+            items.extend(parse_piece(&parser, tokens, r.clone(), eoi)?);
         }
-        (module, parts)
-    });
-    let mut module = module?;
-    let parsed: usize = parts.iter().flatten().flatten().map(Vec::len).sum();
-    let mut items = Vec::with_capacity(parsed);
-    for (part, range) in parts.into_iter().zip(pieces) {
-        // A piece that does not parse makes the file unclean: no second try.
-        let parsed = match part {
-            Some(parsed) => parsed?,
-            None => parse_piece(range)?,
-        };
-        items.extend(parsed);
-    }
-    let (triggers, stmts) = split_pipe_items(items);
-    let pipeline = module.items.iter_mut().find_map(|it| match &mut it.kind {
-        ItemKind::Pipeline(p) if p.body.span == body_span => Some(p),
-        _ => None,
-    })?;
-    pipeline.triggers.extend(triggers);
-    pipeline.body.stmts = stmts;
-    Some(module)
+        Some((items, ()))
+    };
+    let groups: Vec<_> = pieces.chunks(1).collect();
+    parse_around_body(tokens, names, eoi, body, &groups, &work).map(|(module, _)| module)
 }
 
 fn parallelism() -> usize {
