@@ -311,17 +311,24 @@ pub(crate) fn context(args: &PlanArgs) -> Context {
 }
 
 fn read_context(args: &PlanArgs) -> Context {
-    use run::git;
+    // One `git` process for both: the commit, then the branch.
+    let asked = if args.git_branch.is_none() || args.git_sha.is_none() {
+        run::git(&["rev-parse", "HEAD", "--abbrev-ref", "HEAD"])
+    } else {
+        None
+    };
+    let mut lines = asked.as_deref().unwrap_or_default().lines();
+    let (sha, branch) = (lines.next(), lines.next());
     Context {
         git_branch: args
             .git_branch
             .clone()
-            .or_else(|| git(&["rev-parse", "--abbrev-ref", "HEAD"]))
+            .or_else(|| branch.map(str::to_owned))
             .unwrap_or_default(),
         git_sha: args
             .git_sha
             .clone()
-            .or_else(|| git(&["rev-parse", "HEAD"]))
+            .or_else(|| sha.map(str::to_owned))
             .unwrap_or_default(),
         git_tag: args.git_tag.clone(),
         event_kind: args.event.clone(),
@@ -356,13 +363,22 @@ fn plan_from(
             }
         }
     }
+    let mut session = weir_compiler::Session::new();
+    session.set_files(&project.files);
+    // Asking git for the run's context takes a process; the files are
+    // parsed meanwhile.
+    let context = std::thread::scope(|s| {
+        let asking = s.spawn(|| context(args));
+        for name in project.files.keys() {
+            let _ = session.parsed(name);
+        }
+        asking.join().unwrap_or_else(|_| read_context(args))
+    });
     let input = EvalInput {
         pipeline: args.pipeline.clone(),
         params,
-        context: context(args),
+        context,
     };
-    let mut session = weir_compiler::Session::new();
-    session.set_files(&project.files);
     let (plan, mut diags) = session.plan(&input);
     drop_later(session);
     let mut all = project.diagnostics.clone();

@@ -337,3 +337,57 @@ fn mutated_examples_give_diagnostics_never_panics() {
         }
     }
 }
+
+#[test]
+fn plan_reads_the_branch_and_commit_from_git_unless_given() {
+    let d = tmp("git-context");
+    std::fs::write(
+        d.join("ci.weir"),
+        "pipeline ci {\n  step \"hi\" { run: \"echo ${git.branch}\" }\n}\n",
+    )
+    .unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(&d)
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    git(&["init", "-q", "-b", "release-7"]);
+    git(&["add", "ci.weir"]);
+    git(&["commit", "-q", "-m", "first"]);
+    let sha = git(&["rev-parse", "HEAD"]);
+    let context = |args: &[&str]| {
+        let out = weir(&[&["plan", "--json"], args].concat(), &d);
+        assert!(out.status.success(), "{out:?}");
+        let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            plan["context"]["git_branch"].as_str().unwrap().to_owned(),
+            plan["context"]["git_sha"].as_str().unwrap().to_owned(),
+        )
+    };
+    assert_eq!(context(&[]), ("release-7".to_owned(), sha.clone()));
+    assert_eq!(
+        context(&["--git-branch", "main"]),
+        ("main".to_owned(), sha.clone())
+    );
+    assert_eq!(
+        context(&["--git-sha", "abc"]),
+        ("release-7".to_owned(), "abc".to_owned())
+    );
+    // Outside a repository: empty, not an error.
+    let outside = tmp("no-git");
+    std::fs::copy(d.join("ci.weir"), outside.join("ci.weir")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["plan", "--json"])
+        .current_dir(&outside)
+        .env("GIT_CEILING_DIRECTORIES", outside.parent().unwrap())
+        .output()
+        .expect("run weir");
+    assert!(out.status.success(), "{out:?}");
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["context"]["git_sha"], "");
+}

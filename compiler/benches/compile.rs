@@ -146,8 +146,45 @@ fn phases(n: usize) {
     );
 }
 
+/// An editor's session on `n` steps: a one-digit edit inside a step in the
+/// middle, then its diagnostics, timed apart (taking the new text, then
+/// checking it), as the language server does between an edit and
+/// publishing.
+fn edits(n: usize) {
+    let src = weir_compiler::generated::pipeline(n);
+    let mut s = weir_compiler::Session::for_editor();
+    let mut files = BTreeMap::new();
+    files.insert("gen.weir".to_owned(), src.clone());
+    s.set_files(&files);
+    assert!(s.check().is_empty());
+    let at = src.find(&format!("echo {} > out", n / 2)).expect("step") + 5;
+    let (mut set_t, mut check_t) = (Vec::new(), Vec::new());
+    for round in 0..30 {
+        let mut text = src.clone();
+        text.replace_range(at..=at, ["7", "8"][round % 2]);
+        files.insert("gen.weir".to_owned(), text);
+        let t = Instant::now();
+        s.set_files(&files);
+        set_t.push(t.elapsed());
+        let t = Instant::now();
+        assert!(s.check().is_empty());
+        check_t.push(t.elapsed());
+    }
+    let ms = |v: Vec<Duration>| median(v).as_secs_f64() * 1e3;
+    println!(
+        "{n} steps, one-digit edits in an editor's session: take the text {:.1} ms, check {:.1} ms (medians)",
+        ms(set_t),
+        ms(check_t)
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(pos) = args.iter().position(|a| a == "--edit") {
+        let n: usize = args[pos + 1].parse().expect("size");
+        weir_compiler::with_large_stack(move || edits(n));
+        return;
+    }
     if let Some(pos) = args.iter().position(|a| a == "--phases") {
         let n: usize = args[pos + 1].parse().expect("size");
         for _ in 0..5 {

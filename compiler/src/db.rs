@@ -30,6 +30,9 @@ pub trait Db: salsa::Database {
     /// Parsed statements kept between versions of a file (an editor's
     /// session), if any.
     fn pieces(&self) -> Option<&crate::syntax::parser::PieceCache>;
+    /// Statement checks kept between versions (an editor's session), if
+    /// any.
+    fn check_memo(&self) -> Option<&crate::typeck::memo::CheckMemo>;
 }
 
 #[salsa::tracked(returns(ref))]
@@ -77,7 +80,22 @@ pub struct Checked {
 fn check(db: &dyn Db, ws: Workspace, references: bool) -> Arc<Checked> {
     let resolved = resolve_workspace(db, ws);
     let mut diagnostics = resolved.diagnostics.clone();
-    let references = crate::typeck::check_program(&resolved.program, &mut diagnostics, references);
+    let references = match db.check_memo() {
+        Some(memo) if !references => {
+            let texts = ws
+                .files(db)
+                .iter()
+                .map(|f| (f.path(db).as_str(), f.text(db).as_str()))
+                .collect();
+            let reuse = crate::typeck::Reuse {
+                memo,
+                texts: &texts,
+            };
+            crate::typeck::check_program_reusing(&resolved.program, &mut diagnostics, reuse);
+            Vec::new()
+        }
+        _ => crate::typeck::check_program(&resolved.program, &mut diagnostics, references),
+    };
     crate::diagnostics::sort(&mut diagnostics);
     Arc::new(Checked {
         program: Arc::clone(&resolved.program),
@@ -106,14 +124,16 @@ pub fn check_with_references(db: &dyn Db, ws: Workspace) -> Arc<Checked> {
 pub struct Database {
     storage: salsa::Storage<Self>,
     pieces: Option<Arc<crate::syntax::parser::PieceCache>>,
+    check_memo: Option<Arc<crate::typeck::memo::CheckMemo>>,
 }
 
 impl Database {
-    /// A database whose parses reuse the unchanged statements of the last
-    /// version of each file.
-    pub fn reusing_parses() -> Self {
+    /// A database whose parses and checks reuse the unchanged statements
+    /// of the last version of each file.
+    pub fn for_editor() -> Self {
         Database {
             pieces: Some(Arc::default()),
+            check_memo: Some(Arc::default()),
             ..Database::default()
         }
     }
@@ -126,5 +146,8 @@ impl salsa::Database for Database {}
 impl Db for Database {
     fn pieces(&self) -> Option<&crate::syntax::parser::PieceCache> {
         self.pieces.as_deref()
+    }
+    fn check_memo(&self) -> Option<&crate::typeck::memo::CheckMemo> {
+        self.check_memo.as_deref()
     }
 }

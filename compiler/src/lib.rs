@@ -67,11 +67,12 @@ impl Session {
     }
 
     /// A session for an editor, where each version of a file differs a
-    /// little from the last: a parse reuses the unchanged statements of
-    /// large pipelines (at the cost of keeping their trees a second time).
+    /// little from the last: parsing and checking reuse the unchanged
+    /// statements of large pipelines (at the cost of keeping their trees a
+    /// second time).
     pub fn for_editor() -> Self {
         Session {
-            db: db::Database::reusing_parses(),
+            db: db::Database::for_editor(),
             ..Session::new()
         }
     }
@@ -122,6 +123,15 @@ impl Session {
         self.files
             .get(path)
             .map(|f| db::parse_file(&self.db, *f).clone())
+    }
+
+    /// How many statements an editor's session has replayed the kept check
+    /// of, rather than checking them again (see [`typeck::memo`]).
+    pub fn replayed_checks(&self) -> usize {
+        use db::Db as _;
+        self.db
+            .check_memo()
+            .map_or(0, typeck::memo::CheckMemo::replayed)
     }
 
     /// The checked project: program, diagnostics and name references.

@@ -20,6 +20,8 @@ use crate::syntax::*;
 use crate::types::*;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
+pub mod memo;
+
 /// Step fields, their types and whether they accept run-time values.
 pub const STEP_FIELDS: &[&str] = &[
     "run",
@@ -189,6 +191,18 @@ pub struct Checker<'a> {
     refs: Vec<Reference>,
     /// Whether to record [`Reference`]s: editors need them, a build does not.
     collect_refs: bool,
+    /// Kept statement checks to replay, and the texts they are keyed by.
+    reuse: Option<Reuse<'a>>,
+    /// The statement being checked for [`memo`], if any.
+    recording: Option<memo::Recording>,
+}
+
+/// An editor's kept statement checks, and the project's texts (module
+/// name to text) the statements are found in.
+#[derive(Clone, Copy)]
+pub struct Reuse<'a> {
+    pub memo: &'a memo::CheckMemo,
+    pub texts: &'a std::collections::BTreeMap<&'a str, &'a str>,
 }
 
 const MAX_CHECK_DEPTH: usize = 2000;
@@ -199,6 +213,22 @@ pub fn check_program(
     program: &Program,
     diags: &mut Vec<Diagnostic>,
     references: bool,
+) -> Vec<Reference> {
+    check(program, diags, references, None)
+}
+
+/// [`check_program`] without references, replaying the kept checks of
+/// unchanged statements in large pipelines (see [`memo`]). The diagnostics
+/// are the same as [`check_program`]'s.
+pub fn check_program_reusing(program: &Program, diags: &mut Vec<Diagnostic>, reuse: Reuse<'_>) {
+    check(program, diags, false, Some(reuse));
+}
+
+fn check<'a>(
+    program: &'a Program,
+    diags: &'a mut Vec<Diagnostic>,
+    references: bool,
+    reuse: Option<Reuse<'a>>,
 ) -> Vec<Reference> {
     let mut c = Checker {
         program,
@@ -212,11 +242,20 @@ pub fn check_program(
         depth: 0,
         refs: Vec::new(),
         collect_refs: references,
+        reuse,
+        recording: None,
     };
-    for (path, m) in &program.modules {
-        c.file.clone_from(path);
-        for item in &m.parsed.module.items {
-            c.check_item(m, item);
+    // Pipelines last: every module-level `let`, `fn` and type is checked
+    // (and its type memoised, with its diagnostics) before any statement
+    // uses it, so where it is first used does not change what is reported.
+    for pipelines in [false, true] {
+        for (path, m) in &program.modules {
+            c.file.clone_from(path);
+            for item in &m.parsed.module.items {
+                if matches!(item.kind, ItemKind::Pipeline(_)) == pipelines {
+                    c.check_item(m, item);
+                }
+            }
         }
     }
     // Files are checked one after the other, in order, so each file's
@@ -262,9 +301,11 @@ impl<'a> Checker<'a> {
     fn with_module<T>(&mut self, path: &str, f: impl FnOnce(&mut Self) -> T) -> T {
         let saved_file = std::mem::replace(&mut self.file, path.to_owned());
         let saved_scopes = std::mem::take(&mut self.scopes);
+        let saved_recording = self.recording.take();
         let r = f(self);
         self.file = saved_file;
         self.scopes = saved_scopes;
+        self.recording = saved_recording;
         r
     }
 
@@ -330,7 +371,14 @@ impl<'a> Checker<'a> {
                     self.check_trigger(t);
                 }
                 self.scopes.push(HashMap::default());
-                self.block_stmts(&p.body, true);
+                match self.reuse {
+                    Some(reuse) if p.body.stmts.len() >= memo::MIN_STATEMENTS => {
+                        self.body_reusing(p, reuse);
+                    }
+                    _ => {
+                        self.block_stmts(&p.body, true);
+                    }
+                }
                 self.scopes.pop();
             }
             ItemKind::Policy(p) => {
@@ -502,6 +550,11 @@ impl<'a> Checker<'a> {
                 def: Some((self.file.clone(), def)),
                 kind: "local",
             });
+        }
+        if let Some(r) = &mut self.recording
+            && self.scopes.len() == r.base
+        {
+            r.binds.push((name.into(), ty.clone(), def));
         }
         if let Some(s) = self.scopes.last_mut() {
             s.insert(name.to_owned(), Local { ty, def });
@@ -909,10 +962,18 @@ impl<'a> Checker<'a> {
     }
 
     fn name_inner(&mut self, n: &str, span: Span) -> Typed {
-        for s in self.scopes.iter().rev() {
+        for (i, s) in self.scopes.iter().enumerate().rev() {
             if let Some(l) = s.get(n) {
+                if let Some(r) = &mut self.recording
+                    && i < r.base
+                {
+                    r.read(n, Some(&l.ty));
+                }
                 return l.ty.clone();
             }
+        }
+        if let Some(r) = &mut self.recording {
+            r.read(n, None);
         }
         let m = self.module();
         if let Some(&idx) = m.items.get(n) {
@@ -1078,55 +1139,153 @@ impl<'a> Checker<'a> {
         let mut last = Typed::plan(Ty::Unit);
         let n = b.stmts.len();
         for (i, s) in b.stmts.iter().enumerate() {
-            last = Typed::plan(Ty::Unit);
-            match s {
-                Stmt::Let(l, _) => {
-                    let t = self.let_decl(l);
-                    self.bind(&l.name.name, t, l.name.span);
-                }
-                Stmt::Expr(e) => {
-                    let t = self.expr(e, None);
-                    let is_last = i + 1 == n;
-                    if (registers || !is_last)
-                        && !produces_nodes(&t.ty)
-                        && !matches!(
-                            e.kind,
-                            ExprKind::If { .. } | ExprKind::For { .. } | ExprKind::Match { .. }
-                        )
-                    {
-                        let d = self
-                            .error(
-                                Code::UnusedValue,
-                                e.span,
-                                format!("this `{}` value is computed and then thrown away", t.ty),
-                                "unused value",
-                            )
-                            .with_help("bind it with `let`, or remove it");
-                        self.err(d);
-                    }
-                    if matches!(
-                        e.kind,
-                        ExprKind::If { .. } | ExprKind::For { .. } | ExprKind::Match { .. }
-                    ) {
-                        // Checked in expr; a statement-level `if` decides which steps exist.
-                    }
-                    last = t;
-                }
-                Stmt::Stage(st) => self.stage(st),
-                Stmt::Require(r) => {
-                    let d = self
-                        .error(
-                            Code::SyntaxError,
-                            r.span,
-                            "`require` belongs in a gate or a policy",
-                            "not allowed here",
-                        )
-                        .with_help("wrap it: `gate \"name\" { require ... else \"...\" }`");
-                    self.err(d);
-                }
-            }
+            last = self.stmt(s, registers, i + 1 == n);
         }
         last
+    }
+
+    /// Checks one statement of a block; returns its value's type (unit
+    /// but for an expression).
+    fn stmt(&mut self, s: &Stmt, registers: bool, is_last: bool) -> Typed {
+        match s {
+            Stmt::Let(l, _) => {
+                let t = self.let_decl(l);
+                self.bind(&l.name.name, t, l.name.span);
+            }
+            Stmt::Expr(e) => {
+                let t = self.expr(e, None);
+                // A statement-level `if`, `for` or `match` decides which
+                // steps exist; it is checked in `expr`.
+                if (registers || !is_last)
+                    && !produces_nodes(&t.ty)
+                    && !matches!(
+                        e.kind,
+                        ExprKind::If { .. } | ExprKind::For { .. } | ExprKind::Match { .. }
+                    )
+                {
+                    let d = self
+                        .error(
+                            Code::UnusedValue,
+                            e.span,
+                            format!("this `{}` value is computed and then thrown away", t.ty),
+                            "unused value",
+                        )
+                        .with_help("bind it with `let`, or remove it");
+                    self.err(d);
+                }
+                return t;
+            }
+            Stmt::Stage(st) => self.stage(st),
+            Stmt::Require(r) => {
+                let d = self
+                    .error(
+                        Code::SyntaxError,
+                        r.span,
+                        "`require` belongs in a gate or a policy",
+                        "not allowed here",
+                    )
+                    .with_help("wrap it: `gate \"name\" { require ... else \"...\" }`");
+                self.err(d);
+            }
+        }
+        Typed::plan(Ty::Unit)
+    }
+
+    /// A large pipeline body in an editor's session: statements whose
+    /// kept check still holds are replayed (their bindings made again),
+    /// the others checked and, when clean, kept for next time.
+    fn body_reusing(&mut self, p: &PipelineDecl, reuse: Reuse<'a>) {
+        let stmts = &p.body.stmts;
+        let (Some(text), Some(first), Some(last)) = (
+            reuse.texts.get(self.file.as_str()),
+            stmts.first(),
+            stmts.last(),
+        ) else {
+            self.block_stmts(&p.body, true);
+            return;
+        };
+        let body = first.span().start as usize..last.span().end as usize;
+        let context = memo::context(reuse.texts, &self.file, body);
+        let key = (self.file.clone(), p.name.name.clone());
+        let mut old = reuse.memo.take(&key, context);
+        let mut kept = memo::Body {
+            context,
+            stmts: HashMap::with_capacity_and_hasher(stmts.len(), rustc_hash::FxBuildHasher),
+        };
+        let mut replayed = 0;
+        self.scopes.push(HashMap::with_capacity_and_hasher(
+            stmts.len(),
+            rustc_hash::FxBuildHasher,
+        ));
+        for s in stmts {
+            let span = s.span();
+            let Some(src) = text.get(span.range()) else {
+                self.stmt(s, true, false);
+                continue;
+            };
+            if let Some((src, m)) = old.stmts.remove_entry(src)
+                && self.still_reads(&m)
+            {
+                for (name, ty, def) in &m.binds {
+                    let def = Span {
+                        start: def.start + span.start,
+                        end: def.end + span.start,
+                    };
+                    if let Some(scope) = self.scopes.last_mut() {
+                        scope.insert(
+                            name.to_string(),
+                            Local {
+                                ty: ty.clone(),
+                                def,
+                            },
+                        );
+                    }
+                }
+                kept.stmts.insert(src, m);
+                replayed += 1;
+                continue;
+            }
+            let before = self.diags.len();
+            self.recording = Some(memo::Recording {
+                base: self.scopes.len(),
+                reads: Vec::new(),
+                binds: Vec::new(),
+            });
+            self.stmt(s, true, false);
+            let rec = self.recording.take();
+            // Kept when clean, with its bindings' spans made relative.
+            let kept_stmt = rec.filter(|_| self.diags.len() == before).and_then(|rec| {
+                let binds = rec.binds.into_iter().map(|(n, t, d)| {
+                    let start = d.start.checked_sub(span.start)?;
+                    Some((
+                        n,
+                        t,
+                        Span {
+                            start,
+                            end: d.end - span.start,
+                        },
+                    ))
+                });
+                Some(memo::Stmt {
+                    reads: rec.reads,
+                    binds: binds.collect::<Option<_>>()?,
+                })
+            });
+            if let Some(m) = kept_stmt {
+                kept.stmts.insert(src.into(), m);
+            }
+        }
+        self.scopes.pop();
+        reuse.memo.keep(key, kept, replayed);
+    }
+
+    /// Whether every name a kept statement check read still finds the same
+    /// type in the pipeline's scope (or, as then, is not there).
+    fn still_reads(&self, m: &memo::Stmt) -> bool {
+        m.reads.iter().all(|(name, was)| {
+            let now = self.scopes.iter().rev().find_map(|s| s.get(&**name));
+            now.map(|l| &l.ty) == was.as_ref()
+        })
     }
 
     fn stage(&mut self, st: &StageDecl) {
