@@ -35,7 +35,10 @@ pub trait Db: salsa::Database {
     fn check_memo(&self) -> Option<&crate::typeck::memo::CheckMemo>;
 }
 
-#[salsa::tracked(returns(ref))]
+/// Not compared with the last version's parse (`no_eq`): an edit changes
+/// the parse almost always, and comparing two large trees costs
+/// milliseconds for nothing.
+#[salsa::tracked(returns(ref), no_eq)]
 pub fn parse_file(db: &dyn Db, file: SourceFile) -> Arc<Parsed> {
     Arc::new(crate::syntax::parse_reusing(
         file.path(db),
