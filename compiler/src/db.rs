@@ -29,7 +29,7 @@ pub struct Workspace {
 pub trait Db: salsa::Database {
     /// Parsed statements kept between versions of a file (an editor's
     /// session), if any.
-    fn pieces(&self) -> Option<&crate::syntax::parser::PieceCache>;
+    fn pieces(&self) -> Option<&Arc<crate::syntax::parser::PieceCache>>;
     /// Statement checks kept between versions (an editor's session), if
     /// any.
     fn check_memo(&self) -> Option<&crate::typeck::memo::CheckMemo>;
@@ -40,11 +40,15 @@ pub trait Db: salsa::Database {
 /// milliseconds for nothing.
 #[salsa::tracked(returns(ref), no_eq)]
 pub fn parse_file(db: &dyn Db, file: SourceFile) -> Arc<Parsed> {
-    Arc::new(crate::syntax::parse_reusing(
+    let parsed = Arc::new(crate::syntax::parse_reusing(
         file.path(db),
         file.text(db),
         db.pieces(),
-    ))
+    ));
+    if let Some(cache) = db.pieces() {
+        cache.note_live(file.path(db), &parsed);
+    }
+    parsed
 }
 
 /// The resolved program and the diagnostics of parsing and resolution.
@@ -147,8 +151,8 @@ impl salsa::Database for Database {}
 
 #[salsa::db]
 impl Db for Database {
-    fn pieces(&self) -> Option<&crate::syntax::parser::PieceCache> {
-        self.pieces.as_deref()
+    fn pieces(&self) -> Option<&Arc<crate::syntax::parser::PieceCache>> {
+        self.pieces.as_ref()
     }
     fn check_memo(&self) -> Option<&crate::typeck::memo::CheckMemo> {
         self.check_memo.as_deref()

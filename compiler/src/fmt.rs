@@ -18,9 +18,9 @@ const WIDTH: usize = 100;
 
 /// Formats a source file. Errs with the file's syntax diagnostics.
 pub fn format_source(file: &str, src: &str) -> Result<String, Vec<Diagnostic>> {
-    let parsed = parse(file, src);
+    let mut parsed = parse(file, src);
     if parsed.diagnostics.iter().any(Diagnostic::is_error) {
-        return Err(parsed.diagnostics);
+        return Err(std::mem::take(&mut parsed.diagnostics));
     }
     let mut f = Formatter {
         src,

@@ -23,6 +23,15 @@ pub struct Parsed {
     pub module: Module,
     pub comments: Vec<Comment>,
     pub diagnostics: Vec<Diagnostic>,
+    /// An editor's parse gives its statements back to the cache it was
+    /// made with when it is dropped (see [`parser::PieceCache`]).
+    recycle: parser::Recycle,
+}
+
+impl Drop for Parsed {
+    fn drop(&mut self) {
+        self.recycle.give_back(&mut self.module);
+    }
 }
 
 pub fn parse(file: &str, src: &str) -> Parsed {
@@ -32,7 +41,11 @@ pub fn parse(file: &str, src: &str) -> Parsed {
 /// [`parse`], reusing the statements of the last parse made with the same
 /// `cache` that the text still has (an editor's next version of a file).
 /// The result is the same as [`parse`]'s.
-pub fn parse_reusing(file: &str, src: &str, cache: Option<&parser::PieceCache>) -> Parsed {
+pub fn parse_reusing(
+    file: &str,
+    src: &str,
+    cache: Option<&std::sync::Arc<parser::PieceCache>>,
+) -> Parsed {
     let lexed = lexer::lex(file, src);
     let mut diagnostics = lexed.diagnostics;
     let mut too_deep = lexed.too_deep;
@@ -54,9 +67,10 @@ pub fn parse_reusing(file: &str, src: &str, cache: Option<&parser::PieceCache>) 
             module: Module::default(),
             comments: lexed.comments,
             diagnostics,
+            recycle: parser::Recycle::default(),
         };
     }
-    let (mut module, parse_diags) =
+    let (mut module, parse_diags, recycle) =
         parser::parse_tokens(file, &lexed.tokens, &lexed.strings, src, cache);
     // A syntax error at the position of a lexer error is a consequence of it.
     for d in parse_diags {
@@ -72,6 +86,7 @@ pub fn parse_reusing(file: &str, src: &str, cache: Option<&parser::PieceCache>) 
         module,
         comments: lexed.comments,
         diagnostics,
+        recycle,
     }
 }
 

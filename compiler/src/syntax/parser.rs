@@ -1003,19 +1003,19 @@ pub fn parse_tokens(
     tokens: &[(Tok, Span)],
     names: &str,
     src: &str,
-    cache: Option<&PieceCache>,
-) -> (Module, Vec<Diagnostic>) {
+    cache: Option<&Arc<PieceCache>>,
+) -> (Module, Vec<Diagnostic>, Recycle) {
     let eoi = Span::new(src.len(), src.len());
     if let Some(cache) = cache
-        && let Some(m) = parse_clean_reusing(file, tokens, names, src, eoi, cache)
+        && let Some((m, recycle)) = parse_clean_reusing(file, tokens, names, src, eoi, cache)
     {
-        return (m, Vec::new());
+        return (m, Vec::new(), recycle);
     }
     // Fast path: most files parse cleanly, and a parse without error
     // tracking is several times faster. Only a file with errors is parsed
     // again with rich errors for its diagnostics.
     if let Some(m) = parse_clean(tokens, names, eoi, PARALLEL_MIN_TOKENS, parallelism()) {
-        return (m, Vec::new());
+        return (m, Vec::new(), Recycle::default());
     }
     let input = tokens.split_token_span(eoi);
     let (out, errs) = module::<_, Err<'_>>(names, false)
@@ -1025,19 +1025,52 @@ pub fn parse_tokens(
     for e in errs {
         diags.push(rich_to_diagnostic(file, &e, names));
     }
-    (out.unwrap_or_default(), diags)
+    (out.unwrap_or_default(), diags, Recycle::default())
 }
 
-/// Statements of large pipeline bodies, parsed, by their text: kept from
-/// one parse of a file to the next in an editor's session, so that an edit
-/// re-parses the statements it touched and the others are copied from
-/// here and moved to their new place (the text before them may have grown
-/// or shrunk). Holds the statements of the last parse only.
+/// Statements of large pipeline bodies, parsed, kept from one parse of a
+/// file to the next in an editor's session, so that an edit re-parses only
+/// the statements it touched. The others come, by their text, from:
+///
+/// - the *spare* trees of a parse no longer in use: when a reusing parse is
+///   dropped (the database has moved on two versions), its body is given
+///   back here, and the next parse *moves* each unchanged statement out of
+///   it, shifting its spans to where its text now starts; nothing is
+///   copied and nothing freed;
+/// - else the last parse, while it is alive: its statements are copied
+///   (right after a file is opened, or while an old version is still held).
 #[derive(Default)]
 pub struct PieceCache {
-    /// By file, then by the statement's text.
-    files: std::sync::Mutex<rustc_hash::FxHashMap<String, Pieces>>,
+    files: std::sync::Mutex<rustc_hash::FxHashMap<String, FileCache>>,
+    generation: std::sync::atomic::AtomicU64,
     reused: std::sync::atomic::AtomicUsize,
+    moved: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Default)]
+struct FileCache {
+    /// Trees given back by a dropped parse.
+    spare: Option<Spare>,
+    /// The last reusing parse and where its statements are.
+    live: Option<(std::sync::Weak<super::Parsed>, Arc<Index>)>,
+}
+
+use std::sync::Arc;
+
+/// Where a reusing parse's statements are: by text, the offset the text
+/// started at and the range of the body's items (triggers and statements
+/// in source order) it parsed to.
+struct Index {
+    generation: u64,
+    /// The span of the body (to find the pipeline again).
+    body: Span,
+    pieces: rustc_hash::FxHashMap<Box<str>, (u32, u32, u32)>,
+}
+
+/// A dropped parse's body items, in source order, each taken at most once.
+struct Spare {
+    index: Arc<Index>,
+    slots: Vec<Option<PipeItem>>,
 }
 
 impl PieceCache {
@@ -1045,102 +1078,261 @@ impl PieceCache {
     pub fn reused(&self) -> usize {
         self.reused.load(std::sync::atomic::Ordering::Relaxed)
     }
+
+    /// Of those, how many were moved from a dropped parse (not copied).
+    pub fn moved(&self) -> usize {
+        self.moved.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, rustc_hash::FxHashMap<String, FileCache>> {
+        self.files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records `parsed`, just made by a reusing parse of `file`, as the one
+    /// to copy from until it is dropped.
+    pub fn note_live(&self, file: &str, parsed: &Arc<super::Parsed>) {
+        if let Some(give) = &parsed.recycle.0 {
+            let index = Arc::clone(&give.index);
+            self.lock().entry(file.to_owned()).or_default().live =
+                Some((Arc::downgrade(parsed), index));
+        }
+    }
 }
 
-type Pieces = rustc_hash::FxHashMap<Box<str>, CachedPiece>;
+/// What a reusing parse gives back to its cache when it is dropped: see
+/// [`PieceCache`]. Not part of the parse's value (always equal, cloned
+/// empty).
+#[derive(Default)]
+pub struct Recycle(Option<Box<Give>>);
 
-struct CachedPiece {
-    /// Where the text started when it was parsed.
-    start: u32,
-    items: std::sync::Arc<Vec<PipeItem>>,
+pub(crate) struct Give {
+    cache: Arc<PieceCache>,
+    file: String,
+    index: Arc<Index>,
+}
+
+impl Clone for Recycle {
+    fn clone(&self) -> Self {
+        Recycle(None)
+    }
+}
+impl PartialEq for Recycle {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for Recycle {}
+impl std::hash::Hash for Recycle {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+impl std::fmt::Debug for Recycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recycle")
+    }
+}
+
+impl Recycle {
+    /// Gives the body of `module` (a parse being dropped) to the cache as
+    /// spare trees, unless the cache has spares of a newer parse.
+    pub(crate) fn give_back(&mut self, module: &mut Module) {
+        let Some(give) = self.0.take() else {
+            return;
+        };
+        let Some(p) = module.items.iter_mut().find_map(|it| match &mut it.kind {
+            ItemKind::Pipeline(p) if p.body.span == give.index.body => Some(p),
+            _ => None,
+        }) else {
+            return;
+        };
+        let mut stmts = std::mem::take(&mut p.body.stmts);
+        // As parsed: doc comments are attached after parsing, to the text
+        // around the statement, which may have changed.
+        strip_docs(&mut stmts);
+        let triggers = std::mem::take(&mut p.triggers);
+        let mut slots = Vec::with_capacity(stmts.len() + triggers.len());
+        let mut triggers = triggers.into_iter().peekable();
+        for s in stmts {
+            while let Some(t) = triggers.next_if(|t| t.span.start < s.span().start) {
+                slots.push(Some(PipeItem::Trigger(t)));
+            }
+            slots.push(Some(PipeItem::Stmt(s)));
+        }
+        slots.extend(triggers.map(|t| Some(PipeItem::Trigger(t))));
+        let spare = Spare {
+            index: give.index,
+            slots,
+        };
+        let old = {
+            let mut files = give.cache.lock();
+            let f = files.entry(give.file).or_default();
+            if f.spare
+                .as_ref()
+                .is_some_and(|s| s.index.generation > spare.index.generation)
+            {
+                Some(spare)
+            } else {
+                f.spare.replace(spare)
+            }
+        };
+        // Freed outside the lock.
+        drop(old);
+    }
+}
+
+fn strip_docs(stmts: &mut [Stmt]) {
+    for s in stmts {
+        if let Stmt::Stage(st) = s {
+            st.doc = None;
+            strip_docs(&mut st.body.stmts);
+        }
+    }
+}
+
+/// A body item of a live parse, to copy.
+#[derive(Clone, Copy)]
+enum ItemRef<'a> {
+    Trigger(&'a Trigger),
+    Stmt(&'a Stmt),
+}
+
+/// The body items of the pipeline whose body has span `body`, in source
+/// order.
+fn items_in_order(module: &Module, body: Span) -> Vec<ItemRef<'_>> {
+    let Some(p) = module.items.iter().find_map(|it| match &it.kind {
+        ItemKind::Pipeline(p) if p.body.span == body => Some(p),
+        _ => None,
+    }) else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(p.body.stmts.len() + p.triggers.len());
+    let mut triggers = p.triggers.iter().peekable();
+    for s in &p.body.stmts {
+        while let Some(t) = triggers.next_if(|t| t.span.start < s.span().start) {
+            out.push(ItemRef::Trigger(t));
+        }
+        out.push(ItemRef::Stmt(s));
+    }
+    out.extend(triggers.map(ItemRef::Trigger));
+    out
 }
 
 /// [`parse_clean`] for a file parsed before with `cache`: the largest
 /// pipeline body is cut before each statement, and each statement's tree
-/// comes from the cache when its text is there. `None` when the file has
-/// an error, or no pipeline large enough to be worth it.
+/// is taken from the cache when its text is there. `None` when the file
+/// has an error, or no pipeline large enough to be worth it.
 fn parse_clean_reusing(
     file: &str,
     tokens: &[(Tok, Span)],
     names: &str,
     src: &str,
     eoi: Span,
-    cache: &PieceCache,
-) -> Option<Module> {
+    cache: &Arc<PieceCache>,
+) -> Option<(Module, Recycle)> {
+    use std::sync::atomic::Ordering::Relaxed;
     let body = largest_pipeline_body(tokens).filter(|(o, c)| c - o > REUSE_MIN_TOKENS)?;
     // Every statement its own piece: cuts that move with the text, not
     // with token counts, so an edit leaves the other pieces' texts alone.
     let pieces = statement_pieces(tokens, body.0 + 1, body.1, usize::MAX);
-    let lock = || {
-        cache
-            .files
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    let (spare, live) = {
+        let mut files = cache.lock();
+        let f = files.entry(file.to_owned()).or_default();
+        (f.spare.take(), f.live.clone())
     };
-    let old = lock().remove(file).unwrap_or_default();
-    // A group's pieces: their trees, from the cache (copied and moved to
-    // where the text now starts) or parsed; and the cache entries to keep.
+    let live = live.and_then(|(parsed, index)| Some((parsed.upgrade()?, index)));
+    let live_items = live
+        .as_ref()
+        .map(|(parsed, index)| (items_in_order(&parsed.module, index.body), &index.pieces));
+    let spare = std::sync::Mutex::new(spare);
+    // A piece's items moved from the spare trees, if all are there.
+    let take_spare = |text: &str| {
+        let mut spare = spare
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let s = spare.as_mut()?;
+        let &(start, first, n) = s.index.pieces.get(text)?;
+        let slots = s.slots.get_mut(first as usize..(first + n) as usize)?;
+        if slots.iter().any(Option::is_none) {
+            return None;
+        }
+        let items: Vec<PipeItem> = slots.iter_mut().filter_map(Option::take).collect();
+        Some((start, items))
+    };
+    // Or copied from the live parse.
+    let copy_live = |text: &str| {
+        let (items, pieces) = live_items.as_ref()?;
+        let &(start, first, n) = pieces.get(text)?;
+        let refs = items.get(first as usize..(first + n) as usize)?;
+        let copied = refs.iter().map(|r| match *r {
+            ItemRef::Trigger(t) => PipeItem::Trigger(t.clone()),
+            ItemRef::Stmt(s) => {
+                let mut s = s.clone();
+                strip_docs(std::slice::from_mut(&mut s));
+                PipeItem::Stmt(s)
+            }
+        });
+        Some((start, copied.collect::<Vec<_>>()))
+    };
+    // A group's pieces: their items, and each piece's text, start and
+    // number of items (for the index of this parse).
     let work = |group: &[std::ops::Range<usize>]| {
         let parser = pipe_items::<_, extra::Default>(names);
         let mut items = Vec::with_capacity(group.len());
-        let mut keep = Vec::with_capacity(group.len());
-        let mut hits = 0;
+        let mut index = Vec::with_capacity(group.len());
+        let (mut reused, mut moved) = (0, 0);
         for r in group {
             let text = piece_text(tokens, src, r);
             let start = tokens[r.start].1.start;
-            let entry = match old.get(text) {
+            let found = match take_spare(text) {
                 Some(hit) => {
-                    hits += 1;
-                    let by = i64::from(start) - i64::from(hit.start);
-                    for it in &*hit.items {
-                        let mut it = it.clone();
-                        if by != 0 {
+                    moved += 1;
+                    Some(hit)
+                }
+                None => copy_live(text),
+            };
+            let before = items.len();
+            match found {
+                Some((was, mut its)) => {
+                    reused += 1;
+                    let by = i64::from(start) - i64::from(was);
+                    if by != 0 {
+                        for it in &mut its {
                             it.shift(by);
                         }
-                        items.push(it);
                     }
-                    CachedPiece {
-                        start: hit.start,
-                        items: std::sync::Arc::clone(&hit.items),
-                    }
+                    items.append(&mut its);
                 }
-                None => {
-                    let parsed = parse_piece(&parser, tokens, r.clone(), eoi)?;
-                    items.extend(parsed.iter().cloned());
-                    CachedPiece {
-                        start,
-                        items: std::sync::Arc::new(parsed),
-                    }
-                }
-            };
-            keep.push((Box::<str>::from(text), entry));
+                None => items.extend(parse_piece(&parser, tokens, r.clone(), eoi)?),
+            }
+            index.push((text, start, (items.len() - before) as u32));
         }
-        Some((items, (keep, hits)))
+        Some((items, (index, reused, moved)))
     };
     let per = pieces.len().div_ceil(parallelism()).max(1);
     let groups: Vec<_> = pieces.chunks(per).collect();
-    match parse_around_body(tokens, names, eoi, body, &groups, &work) {
-        Some((module, done)) => {
-            let mut keep = Pieces::default();
-            keep.reserve(pieces.len());
-            for (entries, hits) in done {
-                cache
-                    .reused
-                    .fetch_add(hits, std::sync::atomic::Ordering::Relaxed);
-                keep.extend(entries);
-            }
-            lock().insert(file.to_owned(), keep);
-            // What the edit replaced is freed here, after the new tree is built.
-            drop(old);
-            Some(module)
-        }
-        None => {
-            // The file has an error: keep what the last clean parse had, for
-            // the parse after the fix.
-            lock().insert(file.to_owned(), old);
-            None
+    let (module, done) = parse_around_body(tokens, names, eoi, body, &groups, &work)?;
+    let mut index = Index {
+        generation: cache.generation.fetch_add(1, Relaxed),
+        body: tokens[body.0].1.to(tokens[body.1].1),
+        pieces: rustc_hash::FxHashMap::default(),
+    };
+    index.pieces.reserve(pieces.len());
+    let mut first = 0u32;
+    for (entries, reused, moved) in done {
+        cache.reused.fetch_add(reused, Relaxed);
+        cache.moved.fetch_add(moved, Relaxed);
+        for (text, start, n) in entries {
+            index.pieces.entry(text.into()).or_insert((start, first, n));
+            first += n;
         }
     }
+    let recycle = Recycle(Some(Box::new(Give {
+        cache: Arc::clone(cache),
+        file: file.to_owned(),
+        index: Arc::new(index),
+    })));
+    Some((module, recycle))
 }
 
 /// The source text of the tokens `r` (from the first's start to the last's end).
@@ -1594,10 +1786,10 @@ mod tests {
 
     #[test]
     fn a_parse_reusing_the_last_versions_statements_is_a_fresh_parse() {
-        use crate::syntax::{parse, parse_reusing};
+        use crate::syntax::{Parsed, parse, parse_reusing};
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-        let cache = PieceCache::default();
+        let cache = Arc::new(PieceCache::default());
         let mut text = crate::generated::pipeline(120);
         assert_eq!(
             parse_reusing("g.weir", &text, Some(&cache)),
@@ -1607,7 +1799,10 @@ mod tests {
         let lines =
             |t: &str| -> Vec<usize> { t.match_indices("\n  let ").map(|(i, _)| i + 1).collect() };
         let mut clean = text.clone();
-        for round in 0..120 {
+        // Some versions are kept alive through the next parse (which then
+        // copies from them), the others are dropped (and their trees moved).
+        let mut kept: Option<Arc<Parsed>> = None;
+        for round in 0..160 {
             let at = {
                 let mut i = rng.random_range(0..text.len());
                 while !text.is_char_boundary(i) {
@@ -1615,7 +1810,7 @@ mod tests {
                 }
                 i
             };
-            match round % 6 {
+            match round % 7 {
                 // Typing: a character or two anywhere, valid or not.
                 0 | 1 => {
                     let ins = ["a", "1", " ", "\n", "{", "}", "\"", ".", "é", "let "]
@@ -1634,14 +1829,25 @@ mod tests {
                         text.replace_range((at + i)..=(at + i), "7");
                     }
                 }
-                // A statement added or removed.
+                // A statement added (a step, or a stage with a doc comment
+                // that a later round may remove alone) or removed.
                 4 => {
                     let l = lines(&text);
                     let p = l[rng.random_range(0..l.len())];
-                    text.insert_str(
-                        p,
-                        &format!("  let x{round} = step \"x{round}\" {{ run: \"true\" }}\n"),
-                    );
+                    let added = if rng.random_bool(0.5) {
+                        format!("  let x{round} = step \"x{round}\" {{ run: \"true\" }}\n")
+                    } else {
+                        format!(
+                            "  /// Stage {round}.\n  stage st{round} {{\n    let y{round} = step \"y{round}\" {{ run: \"true\" }}\n  }}\n"
+                        )
+                    };
+                    text.insert_str(p, &added);
+                }
+                5 => {
+                    if let Some(i) = text.find("  /// Stage") {
+                        let end = i + text[i..].find('\n').unwrap_or(0) + 1;
+                        text.replace_range(i..end, "");
+                    }
                 }
                 _ => {
                     let l = lines(&text);
@@ -1649,8 +1855,14 @@ mod tests {
                     text.replace_range(l[k]..l[k + 1], "");
                 }
             }
-            let reusing = parse_reusing("g.weir", &text, Some(&cache));
-            assert_eq!(reusing, parse("g.weir", &text), "round {round}:\n{text}");
+            let reusing = Arc::new(parse_reusing("g.weir", &text, Some(&cache)));
+            cache.note_live("g.weir", &reusing);
+            let fresh = parse("g.weir", &text);
+            assert!(
+                *reusing == fresh,
+                "round {round}: {}",
+                first_difference(&reusing, &fresh)
+            );
             // Keep the text mostly valid: most edits that broke it are
             // undone back to the last clean version.
             if reusing.diagnostics.is_empty() {
@@ -1658,9 +1870,47 @@ mod tests {
             } else if rng.random_range(0..4) > 0 {
                 text = clean.clone();
             }
+            kept = rng.random_bool(0.3).then_some(reusing);
         }
-        // Most statements came from the cache.
-        assert!(cache.reused() > 120 * 50, "{}", cache.reused());
+        drop(kept);
+        // Most statements came from the cache, by both ways.
+        assert!(cache.reused() > 160 * 50, "{}", cache.reused());
+        assert!(cache.moved() > 160 * 30, "{}", cache.moved());
+        assert!(
+            cache.reused() - cache.moved() > 20 * 50,
+            "{} {}",
+            cache.reused(),
+            cache.moved()
+        );
+    }
+
+    /// Where two parses differ, briefly: the first item (or body item)
+    /// that is not the same in both.
+    fn first_difference(a: &crate::syntax::Parsed, b: &crate::syntax::Parsed) -> String {
+        for (x, y) in a.module.items.iter().zip(&b.module.items) {
+            if let (ItemKind::Pipeline(p), ItemKind::Pipeline(q)) = (&x.kind, &y.kind) {
+                for (s, t) in p.body.stmts.iter().zip(&q.body.stmts) {
+                    if s != t {
+                        return format!("statement\n{s:?}\nagainst\n{t:?}");
+                    }
+                }
+                if p != q {
+                    return format!(
+                        "pipeline triggers or length: {:?} against {:?}",
+                        p.triggers, q.triggers
+                    );
+                }
+            } else if x != y {
+                return format!("item\n{x:?}\nagainst\n{y:?}");
+            }
+        }
+        format!(
+            "{} against {} items, {:?} against {:?}",
+            a.module.items.len(),
+            b.module.items.len(),
+            a.diagnostics,
+            b.diagnostics
+        )
     }
 
     #[test]
