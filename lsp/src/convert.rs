@@ -52,14 +52,7 @@ impl<'a> LineIndex<'a> {
             .starts
             .get(pos.line as usize + 1)
             .map_or(self.text.len(), |e| e - 1);
-        let mut units = 0u32;
-        for (i, c) in self.text[start..end].char_indices() {
-            if units >= pos.character {
-                return start + i;
-            }
-            units += c.len_utf16() as u32;
-        }
-        end
+        in_line(self.text, start, end, pos.character)
     }
 
     pub fn range(&self, span: Span) -> Range {
@@ -99,9 +92,35 @@ pub fn position(text: &str, offset: usize) -> Position {
     LineIndex::new(text).position(offset)
 }
 
-/// Byte offset of a UTF-16 position; positions past a line's end clamp to it.
+/// Byte offset of a UTF-16 position; positions past a line's end (or past
+/// the last line) clamp to it. Finds only the position's line, without
+/// indexing the whole text: an edit of a large file converts one or two
+/// positions.
 pub fn offset(text: &str, pos: Position) -> usize {
-    LineIndex::new(text).offset(pos)
+    let start = match pos.line {
+        0 => Some(0),
+        n => text
+            .match_indices('\n')
+            .nth(n as usize - 1)
+            .map(|(i, _)| i + 1),
+    };
+    let Some(start) = start else {
+        return text.len();
+    };
+    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    in_line(text, start, end, pos.character)
+}
+
+/// The offset `character` UTF-16 units into the line `start..end`.
+fn in_line(text: &str, start: usize, end: usize, character: u32) -> usize {
+    let mut units = 0u32;
+    for (i, c) in text[start..end].char_indices() {
+        if units >= character {
+            return start + i;
+        }
+        units += c.len_utf16() as u32;
+    }
+    end
 }
 
 pub fn range(text: &str, span: Span) -> Range {
@@ -221,5 +240,18 @@ mod tests {
         let pieces = lines.line_pieces(Span::new(0, text.len()));
         assert_eq!(pieces.len(), 3);
         assert_eq!(pieces[1].1, 7);
+    }
+
+    #[test]
+    fn one_position_converts_as_the_whole_index_does() {
+        for text in ["", "\n", "a\n\"é🎉\" x\r\nlast", "x\n\n🎉y\n"] {
+            let lines = LineIndex::new(text);
+            for line in 0..6 {
+                for character in 0..8 {
+                    let pos = Position::new(line, character);
+                    assert_eq!(offset(text, pos), lines.offset(pos), "{text:?} {pos:?}");
+                }
+            }
+        }
     }
 }

@@ -116,7 +116,7 @@ async fn proxy_stdin(mut out: tokio::io::DuplexStream) {
 }
 
 /// How long edits must pause before diagnostics are computed and published.
-pub const DEBOUNCE: Duration = Duration::from_millis(10);
+pub const DEBOUNCE: Duration = Duration::from_millis(5);
 
 struct Inner {
     client: Client,
@@ -437,8 +437,8 @@ impl LanguageServer for Backend {
                     for change in p.content_changes {
                         match change.range {
                             Some(r) => {
-                                let lines = LineIndex::new(text);
-                                let (from, to) = (lines.offset(r.start), lines.offset(r.end));
+                                let (from, to) =
+                                    (convert::offset(text, r.start), convert::offset(text, r.end));
                                 text.replace_range(from.min(to)..to.max(from), &change.text);
                             }
                             None => *text = change.text,

@@ -380,24 +380,153 @@ fn lex_split(file: &str, src: &str, cut: usize) -> Option<Lexed> {
     let mut out = first.out;
     let offset = out.strings.len() as u32;
     out.strings.push_str(&second.out.strings);
-    out.tokens
-        .extend(second.out.tokens.into_iter().map(|(t, span)| {
-            let t = match t {
-                Tok::Ident(s) => Tok::Ident(Sym {
-                    start: s.start + offset,
-                    len: s.len,
-                }),
-                Tok::Text(s) => Tok::Text(Sym {
-                    start: s.start + offset,
-                    len: s.len,
-                }),
-                other => other,
-            };
-            (t, span)
-        }));
+    out.tokens.extend(
+        second
+            .out
+            .tokens
+            .into_iter()
+            .map(|(t, span)| (t.with_strings_at(offset), span)),
+    );
     out.comments.extend(second.out.comments);
     out.diagnostics.extend(second.out.diagnostics);
     Some(out)
+}
+
+impl Tok {
+    /// The same token for a strings buffer its lexer's strings were
+    /// appended to at `offset`.
+    fn with_strings_at(self, offset: u32) -> Tok {
+        let moved = |s: Sym| Sym {
+            start: s.start + offset,
+            len: s.len,
+        };
+        match self {
+            Tok::Ident(s) => Tok::Ident(moved(s)),
+            Tok::Text(s) => Tok::Text(moved(s)),
+            other => other,
+        }
+    }
+}
+
+fn shifted(span: Span, by: i64) -> Span {
+    Span {
+        start: (i64::from(span.start) + by) as u32,
+        end: (i64::from(span.end) + by) as u32,
+    }
+}
+
+/// The lengths of the longest common prefix and suffix of `a` and `b` that
+/// do not overlap in either.
+fn common_ends(a: &[u8], b: &[u8]) -> (usize, usize) {
+    const STEP: usize = 256;
+    let n = a.len().min(b.len());
+    let mut p = 0;
+    while p + STEP <= n && a[p..p + STEP] == b[p..p + STEP] {
+        p += STEP;
+    }
+    while p < n && a[p] == b[p] {
+        p += 1;
+    }
+    let m = n - p;
+    let (ea, eb) = (a.len(), b.len());
+    let mut s = 0;
+    while s + STEP <= m && a[ea - s - STEP..ea - s] == b[eb - s - STEP..eb - s] {
+        s += STEP;
+    }
+    while s < m && a[ea - s - 1] == b[eb - s - 1] {
+        s += 1;
+    }
+    (p, s)
+}
+
+/// Lexes `src`, a new version of `old_src` lexed to `old`, by lexing again
+/// only the text between two `restarts` around what changed and moving the
+/// other tokens. `restarts` are offsets in `old_src` where a token starts
+/// outside any string, each at nesting `depth`, with white space before it
+/// (where a pipeline's statements start). The result is what [`lex`]
+/// gives; `None` when it cannot be had this way (then lex it all).
+pub fn relex(
+    file: &str,
+    src: &str,
+    old_src: &str,
+    mut old: Lexed,
+    restarts: &[u32],
+    depth: usize,
+) -> Option<Lexed> {
+    if !old.diagnostics.is_empty() || old.too_deep {
+        return None;
+    }
+    // The strings of replaced tokens stay in the buffer: lex it all again
+    // once they are as many as the live ones.
+    if old.strings.len() > 2 * src.len() + (1 << 16) {
+        return None;
+    }
+    let (a, b) = (old_src.as_bytes(), src.as_bytes());
+    let (same_before, same_after) = common_ends(a, b);
+    let changed_end = a.len() - same_after;
+    // From the last restart at or before the change to the first one
+    // strictly after it: that one and the byte before it are unchanged.
+    let from = *restarts.get(
+        restarts
+            .partition_point(|&r| r as usize <= same_before)
+            .checked_sub(1)?,
+    )? as usize;
+    let to = *restarts.get(restarts.partition_point(|&r| r as usize <= changed_end))? as usize;
+    let by = b.len() as i64 - a.len() as i64;
+    let to_now = usize::try_from(to as i64 + by).ok()?;
+    let spaced = |i: usize| i > 0 && b.get(i - 1).is_some_and(u8::is_ascii_whitespace);
+    if !spaced(from) || !spaced(to_now) || to_now < from || !src.is_char_boundary(to_now) {
+        return None;
+    }
+    let mut lx = Lexer::new(file, &src[..to_now], from, to_now - from);
+    lx.relative = true;
+    lx.run();
+    if !lx.modes.is_empty()
+        || lx.ended_in_string
+        || lx.rel != 0
+        || lx.rel_min < 0
+        || depth as i64 + lx.rel_max > MAX_NESTING as i64
+        || !lx.out.diagnostics.is_empty()
+        // A comment running into the end was cut by it (it would go on).
+        || lx.out.comments.last().is_some_and(|c| c.span.end as usize >= to_now)
+    {
+        return None;
+    }
+    let offset = old.strings.len() as u32;
+    old.strings.push_str(&lx.out.strings);
+    let first = old
+        .tokens
+        .partition_point(|(_, sp)| (sp.start as usize) < from);
+    let after = old
+        .tokens
+        .partition_point(|(_, sp)| (sp.start as usize) < to);
+    let n = lx.out.tokens.len();
+    old.tokens.splice(
+        first..after,
+        lx.out
+            .tokens
+            .into_iter()
+            .map(|(t, span)| (t.with_strings_at(offset), span)),
+    );
+    if by != 0 {
+        for (_, span) in &mut old.tokens[first + n..] {
+            *span = shifted(*span, by);
+        }
+    }
+    let first = old
+        .comments
+        .partition_point(|c| (c.span.start as usize) < from);
+    let after = old
+        .comments
+        .partition_point(|c| (c.span.start as usize) < to);
+    let n = lx.out.comments.len();
+    old.comments.splice(first..after, lx.out.comments);
+    if by != 0 {
+        for c in &mut old.comments[first + n..] {
+            c.span = shifted(c.span, by);
+        }
+    }
+    Some(old)
 }
 
 impl<'a> Lexer<'a> {
@@ -982,6 +1111,150 @@ impl Lexer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where a pipeline body's statements start (a `let` or `stage` at
+    /// depth one, not after a `.`) and where it ends: the restarts the
+    /// parser gives [`relex`].
+    fn restarts(l: &Lexed) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut depth = 0i64;
+        let mut prev = Tok::Error;
+        for &(t, span) in &l.tokens {
+            match t {
+                Tok::Kw(Kw::Let | Kw::Stage) if depth == 1 && prev != Tok::P(P::Dot) => {
+                    out.push(span.start);
+                }
+                Tok::P(P::LBrace | P::LParen | P::LBracket)
+                | Tok::InterpStart
+                | Tok::StrStart(_) => {
+                    depth += 1;
+                }
+                Tok::P(P::RBrace | P::RParen | P::RBracket) | Tok::InterpEnd | Tok::StrEnd => {
+                    depth -= 1;
+                    if depth == 0 {
+                        out.push(span.start);
+                    }
+                }
+                _ => {}
+            }
+            prev = t;
+        }
+        out
+    }
+
+    /// Tokens with their texts, and comments: what two lexes of one text
+    /// must agree on (their strings buffers may be laid out differently).
+    type Seen<'a> = (Vec<(Tok, Span, &'a str)>, &'a [Comment], bool);
+
+    fn seen(l: &Lexed) -> Seen<'_> {
+        let toks = l
+            .tokens
+            .iter()
+            .map(|&(t, span)| match t {
+                Tok::Ident(s) => (Tok::Ident(Sym { start: 0, len: 0 }), span, l.text(s)),
+                Tok::Text(s) => (Tok::Text(Sym { start: 0, len: 0 }), span, l.text(s)),
+                other => (other, span, ""),
+            })
+            .collect();
+        (toks, &l.comments, l.too_deep)
+    }
+
+    #[test]
+    fn relexing_around_an_edit_is_lexing_the_new_text() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut text = crate::generated::pipeline(60).replace(
+            "  let s7 =",
+            "  // a comment\n  stage st { let m = step \"m\" { run: \"\"\"\n    multi ${x}\n    \"\"\" } }\n  let s7 =",
+        );
+        assert_eq!(lex("g.weir", &text).diagnostics, Vec::new());
+        let mut clean = text.clone();
+        let (mut relexed, mut lexed_clean) = (0, 0);
+        for round in 0..400 {
+            let before = text.clone();
+            let old = lex("g.weir", &before);
+            let at = {
+                let mut i = rng.random_range(0..text.len());
+                while !text.is_char_boundary(i) {
+                    i -= 1;
+                }
+                i
+            };
+            match round % 5 {
+                0 | 1 => {
+                    let ins = [
+                        "a",
+                        "7",
+                        " ",
+                        "\n",
+                        "{",
+                        "}",
+                        "\"",
+                        "${",
+                        "//",
+                        "é",
+                        "let ",
+                        "\n  let z = 1\n",
+                    ][rng.random_range(0..12)];
+                    text.insert_str(at, ins);
+                }
+                2 => {
+                    let end = (at + rng.random_range(1..40)).min(text.len());
+                    if text.is_char_boundary(end) {
+                        text.replace_range(at..end, "");
+                    }
+                }
+                _ => {
+                    if let Some(i) = text[at..].find(|c: char| c.is_ascii_digit()) {
+                        text.replace_range((at + i)..=(at + i), "9");
+                    }
+                }
+            }
+            let fresh = lex("g.weir", &text);
+            // Restarts come from a clean parse of the old text.
+            let parsed_clean = crate::syntax::parse("g.weir", &before)
+                .diagnostics
+                .is_empty();
+            let starts = if parsed_clean {
+                restarts(&old)
+            } else {
+                Vec::new()
+            };
+            lexed_clean += usize::from(parsed_clean);
+            if let Some(again) = relex("g.weir", &text, &before, old, &starts, 1) {
+                relexed += 1;
+                assert!(
+                    fresh.diagnostics.is_empty(),
+                    "round {round}: {:?}",
+                    fresh.diagnostics
+                );
+                let (x, y) = (seen(&again), seen(&fresh));
+                if x != y {
+                    let i = x.0.iter().zip(&y.0).position(|(a, b)| a != b).unwrap_or(0);
+                    panic!(
+                        "round {round}: token {i}: {:?} against {:?}; comments {:?} against {:?}\n{:?}",
+                        x.0.get(i.saturating_sub(2)..i + 3),
+                        y.0.get(i.saturating_sub(2)..i + 3),
+                        x.1,
+                        y.1,
+                        text.get(
+                            x.0.get(i)
+                                .map_or(0, |t| t.1.start as usize)
+                                .saturating_sub(80)..
+                        )
+                        .map(|t| &t[..t.len().min(200)])
+                    );
+                }
+            }
+            // Mostly keep to texts that parse cleanly.
+            if crate::syntax::parse("g.weir", &text).diagnostics.is_empty() {
+                clean.clone_from(&text);
+            } else if rng.random_range(0..4) > 0 {
+                text.clone_from(&clean);
+            }
+        }
+        assert!(relexed > lexed_clean / 2, "{relexed} of {lexed_clean}");
+    }
 
     #[test]
     fn every_keyword_lexes_as_itself_and_nothing_else_does() {

@@ -46,8 +46,11 @@ pub fn parse_reusing(
     src: &str,
     cache: Option<&std::sync::Arc<parser::PieceCache>>,
 ) -> Parsed {
-    let lexed = lexer::lex(file, src);
-    let mut diagnostics = lexed.diagnostics;
+    // An editor's next version is lexed again only around the change.
+    let mut lexed = cache
+        .and_then(|c| c.relex(file, src))
+        .unwrap_or_else(|| lexer::lex(file, src));
+    let mut diagnostics = std::mem::take(&mut lexed.diagnostics);
     let mut too_deep = lexed.too_deep;
     if !too_deep && let Some(span) = overlong_expression(&lexed.tokens) {
         too_deep = true;
@@ -70,7 +73,8 @@ pub fn parse_reusing(
             recycle: parser::Recycle::default(),
         };
     }
-    let (mut module, parse_diags, recycle) =
+    let lexed_clean = diagnostics.is_empty();
+    let (mut module, parse_diags, mut recycle) =
         parser::parse_tokens(file, &lexed.tokens, &lexed.strings, src, cache);
     // A syntax error at the position of a lexer error is a consequence of it.
     for d in parse_diags {
@@ -82,9 +86,19 @@ pub fn parse_reusing(
         }
     }
     attach_docs(&mut module, &lexed.comments, src);
+    // A clean reusing parse keeps its tokens for the next version.
+    let restarts = recycle.take_restarts();
+    let comments = match cache {
+        Some(cache) if lexed_clean && !restarts.is_empty() => {
+            let comments = lexed.comments.clone();
+            cache.keep_lexed(file, src, lexed, restarts);
+            comments
+        }
+        _ => lexed.comments,
+    };
     Parsed {
         module,
-        comments: lexed.comments,
+        comments,
         diagnostics,
         recycle,
     }

@@ -1039,12 +1039,16 @@ pub fn parse_tokens(
 ///   copied and nothing freed;
 /// - else the last parse, while it is alive: its statements are copied
 ///   (right after a file is opened, or while an old version is still held).
+///
+/// The tokens of the last parse are kept too: the next version is lexed
+/// again only around what changed ([`super::lexer::relex`]).
 #[derive(Default)]
 pub struct PieceCache {
     files: std::sync::Mutex<rustc_hash::FxHashMap<String, FileCache>>,
     generation: std::sync::atomic::AtomicU64,
     reused: std::sync::atomic::AtomicUsize,
     moved: std::sync::atomic::AtomicUsize,
+    relexed: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -1053,6 +1057,15 @@ struct FileCache {
     spare: Option<Spare>,
     /// The last reusing parse and where its statements are.
     live: Option<(std::sync::Weak<super::Parsed>, Arc<Index>)>,
+    /// The last reusing parse's text and tokens.
+    lexed: Option<Box<KeptLex>>,
+}
+
+struct KeptLex {
+    text: String,
+    lexed: super::lexer::Lexed,
+    /// Where the body's statements start, and where it ends.
+    restarts: Vec<u32>,
 }
 
 use std::sync::Arc;
@@ -1062,6 +1075,8 @@ use std::sync::Arc;
 /// in source order) it parsed to.
 struct Index {
     generation: u64,
+    /// Whether the parse had spare trees to take from.
+    had_spare: bool,
     /// The span of the body (to find the pipeline again).
     body: Span,
     pieces: rustc_hash::FxHashMap<Box<str>, (u32, u32, u32)>,
@@ -1084,6 +1099,44 @@ impl PieceCache {
         self.moved.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// How many versions were lexed only around what changed.
+    pub fn relexed(&self) -> usize {
+        self.relexed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `src`'s tokens from the last parse's, if `file` was parsed before
+    /// and the change allows it.
+    pub(crate) fn relex(&self, file: &str, src: &str) -> Option<super::lexer::Lexed> {
+        let kept = self.lock().get_mut(file)?.lexed.take()?;
+        let KeptLex {
+            text,
+            lexed,
+            restarts,
+        } = *kept;
+        // The body's statements are inside the pipeline's braces.
+        let lexed = super::lexer::relex(file, src, &text, lexed, &restarts, 1)?;
+        self.relexed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(lexed)
+    }
+
+    /// Keeps the tokens of a clean reusing parse of `src` for the next
+    /// version.
+    pub(crate) fn keep_lexed(
+        &self,
+        file: &str,
+        src: &str,
+        lexed: super::lexer::Lexed,
+        restarts: Vec<u32>,
+    ) {
+        let kept = Box::new(KeptLex {
+            text: src.to_owned(),
+            lexed,
+            restarts,
+        });
+        self.lock().entry(file.to_owned()).or_default().lexed = Some(kept);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, rustc_hash::FxHashMap<String, FileCache>> {
         self.files
             .lock()
@@ -1091,13 +1144,60 @@ impl PieceCache {
     }
 
     /// Records `parsed`, just made by a reusing parse of `file`, as the one
-    /// to copy from until it is dropped.
-    pub fn note_live(&self, file: &str, parsed: &Arc<super::Parsed>) {
-        if let Some(give) = &parsed.recycle.0 {
-            let index = Arc::clone(&give.index);
-            self.lock().entry(file.to_owned()).or_default().live =
-                Some((Arc::downgrade(parsed), index));
+    /// to copy from until it is dropped. When that parse had no spare trees
+    /// (the file was just opened), a copy of its trees is made on another
+    /// thread, so that the next edit moves trees rather than copying them.
+    pub fn note_live(self: &Arc<Self>, file: &str, parsed: &Arc<super::Parsed>) {
+        let Some(give) = &parsed.recycle.0 else {
+            return;
+        };
+        let index = Arc::clone(&give.index);
+        let warm = !index.had_spare;
+        self.lock().entry(file.to_owned()).or_default().live =
+            Some((Arc::downgrade(parsed), index));
+        if warm {
+            let (cache, parsed, file) = (Arc::clone(self), Arc::downgrade(parsed), file.to_owned());
+            // No thread to be had: the next edit copies instead.
+            let _ = std::thread::Builder::new()
+                .name("weir-spare-trees".into())
+                .spawn(move || cache.warm(file, &parsed));
         }
+    }
+
+    /// Copies a live parse's body into spare trees.
+    fn warm(&self, file: String, parsed: &std::sync::Weak<super::Parsed>) {
+        let Some(parsed) = parsed.upgrade() else {
+            return;
+        };
+        let Some(give) = &parsed.recycle.0 else {
+            return;
+        };
+        let index = Arc::clone(&give.index);
+        let slots = items_in_order(&parsed.module, index.body)
+            .into_iter()
+            .map(|r| Some(r.copied()))
+            .collect();
+        // Dropping it may give it back (and take the lock): not under it.
+        drop(parsed);
+        self.offer(file, Spare { index, slots });
+    }
+
+    /// Keeps `spare` as `file`'s spare trees unless it has newer ones.
+    fn offer(&self, file: String, spare: Spare) {
+        let old = {
+            let mut files = self.lock();
+            let f = files.entry(file).or_default();
+            if f.spare
+                .as_ref()
+                .is_some_and(|s| s.index.generation > spare.index.generation)
+            {
+                Some(spare)
+            } else {
+                f.spare.replace(spare)
+            }
+        };
+        // Freed outside the lock.
+        drop(old);
     }
 }
 
@@ -1111,6 +1211,8 @@ pub(crate) struct Give {
     cache: Arc<PieceCache>,
     file: String,
     index: Arc<Index>,
+    /// Where the body's statements start and where it ends, until taken.
+    restarts: Vec<u32>,
 }
 
 impl Clone for Recycle {
@@ -1134,6 +1236,15 @@ impl std::fmt::Debug for Recycle {
 }
 
 impl Recycle {
+    /// The offsets where the parse's body statements start, and where the
+    /// body ends (empty but for a reusing parse; given once).
+    pub(crate) fn take_restarts(&mut self) -> Vec<u32> {
+        self.0
+            .as_mut()
+            .map(|g| std::mem::take(&mut g.restarts))
+            .unwrap_or_default()
+    }
+
     /// Gives the body of `module` (a parse being dropped) to the cache as
     /// spare trees, unless the cache has spares of a newer parse.
     pub(crate) fn give_back(&mut self, module: &mut Module) {
@@ -1160,24 +1271,13 @@ impl Recycle {
             slots.push(Some(PipeItem::Stmt(s)));
         }
         slots.extend(triggers.map(|t| Some(PipeItem::Trigger(t))));
-        let spare = Spare {
-            index: give.index,
-            slots,
-        };
-        let old = {
-            let mut files = give.cache.lock();
-            let f = files.entry(give.file).or_default();
-            if f.spare
-                .as_ref()
-                .is_some_and(|s| s.index.generation > spare.index.generation)
-            {
-                Some(spare)
-            } else {
-                f.spare.replace(spare)
-            }
-        };
-        // Freed outside the lock.
-        drop(old);
+        give.cache.offer(
+            give.file,
+            Spare {
+                index: give.index,
+                slots,
+            },
+        );
     }
 }
 
@@ -1195,6 +1295,20 @@ fn strip_docs(stmts: &mut [Stmt]) {
 enum ItemRef<'a> {
     Trigger(&'a Trigger),
     Stmt(&'a Stmt),
+}
+
+impl ItemRef<'_> {
+    /// A copy, as parsed (without doc comments).
+    fn copied(self) -> PipeItem {
+        match self {
+            ItemRef::Trigger(t) => PipeItem::Trigger(t.clone()),
+            ItemRef::Stmt(s) => {
+                let mut s = s.clone();
+                strip_docs(std::slice::from_mut(&mut s));
+                PipeItem::Stmt(s)
+            }
+        }
+    }
 }
 
 /// The body items of the pipeline whose body has span `body`, in source
@@ -1244,6 +1358,7 @@ fn parse_clean_reusing(
     let live_items = live
         .as_ref()
         .map(|(parsed, index)| (items_in_order(&parsed.module, index.body), &index.pieces));
+    let had_spare = spare.is_some();
     let spare = std::sync::Mutex::new(spare);
     // A piece's items moved from the spare trees, if all are there.
     let take_spare = |text: &str| {
@@ -1264,15 +1379,7 @@ fn parse_clean_reusing(
         let (items, pieces) = live_items.as_ref()?;
         let &(start, first, n) = pieces.get(text)?;
         let refs = items.get(first as usize..(first + n) as usize)?;
-        let copied = refs.iter().map(|r| match *r {
-            ItemRef::Trigger(t) => PipeItem::Trigger(t.clone()),
-            ItemRef::Stmt(s) => {
-                let mut s = s.clone();
-                strip_docs(std::slice::from_mut(&mut s));
-                PipeItem::Stmt(s)
-            }
-        });
-        Some((start, copied.collect::<Vec<_>>()))
+        Some((start, refs.iter().map(|r| r.copied()).collect::<Vec<_>>()))
     };
     // A group's pieces: their items, and each piece's text, start and
     // number of items (for the index of this parse).
@@ -1314,6 +1421,7 @@ fn parse_clean_reusing(
     let (module, done) = parse_around_body(tokens, names, eoi, body, &groups, &work)?;
     let mut index = Index {
         generation: cache.generation.fetch_add(1, Relaxed),
+        had_spare,
         body: tokens[body.0].1.to(tokens[body.1].1),
         pieces: rustc_hash::FxHashMap::default(),
     };
@@ -1327,10 +1435,16 @@ fn parse_clean_reusing(
             first += n;
         }
     }
+    let restarts = pieces
+        .iter()
+        .map(|r| tokens[r.start].1.start)
+        .chain([tokens[body.1].1.start])
+        .collect();
     let recycle = Recycle(Some(Box::new(Give {
         cache: Arc::clone(cache),
         file: file.to_owned(),
         index: Arc::new(index),
+        restarts,
     })));
     Some((module, recycle))
 }
@@ -1876,6 +1990,8 @@ mod tests {
         // Most statements came from the cache, by both ways.
         assert!(cache.reused() > 160 * 50, "{}", cache.reused());
         assert!(cache.moved() > 160 * 30, "{}", cache.moved());
+        // And most clean versions were lexed only around their change.
+        assert!(cache.relexed() > 50, "{}", cache.relexed());
         assert!(
             cache.reused() - cache.moved() > 20 * 50,
             "{} {}",
