@@ -1207,23 +1207,24 @@ impl<'a> Checker<'a> {
         let body = first.span().start as usize..last.span().end as usize;
         let context = memo::context(reuse.texts, &self.file, body);
         let key = (self.file.clone(), p.name.name.clone());
+        let texts: Vec<&str> = stmts
+            .iter()
+            .map(|s| text.get(s.span().range()).unwrap_or(""))
+            .collect();
         let mut old = reuse.memo.take(&key, context);
-        let mut kept = memo::Body {
-            context,
-            stmts: HashMap::with_capacity_and_hasher(stmts.len(), rustc_hash::FxBuildHasher),
-        };
+        let found = old
+            .as_ref()
+            .map_or_else(|| vec![None; stmts.len()], |o| o.align(&texts));
+        let mut kept = Vec::with_capacity(stmts.len());
         let mut replayed = 0;
         self.scopes.push(HashMap::with_capacity_and_hasher(
             stmts.len(),
             rustc_hash::FxBuildHasher,
         ));
-        for s in stmts {
+        for (s, at) in stmts.iter().zip(found) {
             let span = s.span();
-            let Some(src) = text.get(span.range()) else {
-                self.stmt(s, true, false);
-                continue;
-            };
-            if let Some((src, m)) = old.stmts.remove_entry(src)
+            let was = at.and_then(|j| old.as_mut()?.stmts.get_mut(j)?.1.take());
+            if let Some(m) = was
                 && self.still_reads(&m)
             {
                 for (name, ty, def) in &m.binds {
@@ -1241,7 +1242,7 @@ impl<'a> Checker<'a> {
                         );
                     }
                 }
-                kept.stmts.insert(src, m);
+                kept.push((span.start..span.end, Some(m)));
                 replayed += 1;
                 continue;
             }
@@ -1271,12 +1272,17 @@ impl<'a> Checker<'a> {
                     binds: binds.collect::<Option<_>>()?,
                 })
             });
-            if let Some(m) = kept_stmt {
-                kept.stmts.insert(src.into(), m);
-            }
+            kept.push((span.start..span.end, kept_stmt));
         }
         self.scopes.pop();
-        reuse.memo.keep(key, kept, replayed);
+        // The old checks are freed after this one's are kept.
+        let body = memo::Body {
+            context,
+            src: std::sync::Arc::from(*text),
+            stmts: kept,
+        };
+        reuse.memo.keep(key, body, replayed);
+        drop(old);
     }
 
     /// Whether every name a kept statement check read still finds the same

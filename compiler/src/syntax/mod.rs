@@ -87,11 +87,10 @@ pub fn parse_reusing(
     }
     attach_docs(&mut module, &lexed.comments, src);
     // A clean reusing parse keeps its tokens for the next version.
-    let restarts = recycle.take_restarts();
-    let comments = match cache {
-        Some(cache) if lexed_clean && !restarts.is_empty() => {
+    let comments = match (cache, recycle.take_restarts()) {
+        (Some(cache), Some((restarts, kept_src))) if lexed_clean => {
             let comments = lexed.comments.clone();
-            cache.keep_lexed(file, src, lexed, restarts);
+            cache.keep_lexed(file, kept_src, lexed, restarts);
             comments
         }
         _ => lexed.comments,
@@ -102,6 +101,36 @@ pub fn parse_reusing(
         diagnostics,
         recycle,
     }
+}
+
+/// For each of `new` (a version's statement texts, in order), the index of
+/// the text in `old` (the last version's) that is the same, each used at
+/// most once. An edit changes a run in the middle: texts are matched from
+/// the front and from the back by comparing them in order, and only the
+/// rest by looking them up.
+pub(crate) fn align(new: &[&str], old: &[&str]) -> Vec<Option<usize>> {
+    let (n, m) = (new.len(), old.len());
+    let mut found = vec![None; n];
+    let mut front = 0;
+    while front < n.min(m) && new[front] == old[front] {
+        found[front] = Some(front);
+        front += 1;
+    }
+    let mut back = 0;
+    while back < (n - front).min(m - front) && new[n - 1 - back] == old[m - 1 - back] {
+        found[n - 1 - back] = Some(m - 1 - back);
+        back += 1;
+    }
+    if front + back < n && front + back < m {
+        let mut rest: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
+        for (j, text) in old.iter().enumerate().take(m - back).skip(front) {
+            rest.entry(text).or_insert(j);
+        }
+        for i in front..n - back {
+            found[i] = rest.remove(new[i]);
+        }
+    }
+    found
 }
 
 fn overlong_expression(tokens: &[(Tok, Span)]) -> Option<Span> {

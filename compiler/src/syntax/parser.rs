@@ -1062,7 +1062,7 @@ struct FileCache {
 }
 
 struct KeptLex {
-    text: String,
+    text: Arc<str>,
     lexed: super::lexer::Lexed,
     /// Where the body's statements start, and where it ends.
     restarts: Vec<u32>,
@@ -1070,16 +1070,40 @@ struct KeptLex {
 
 use std::sync::Arc;
 
-/// Where a reusing parse's statements are: by text, the offset the text
-/// started at and the range of the body's items (triggers and statements
-/// in source order) it parsed to.
+/// Where a reusing parse's statements are: each piece's text (a range of
+/// the parsed source) and the range of the body's items (triggers and
+/// statements in source order) it parsed to.
 struct Index {
     generation: u64,
     /// Whether the parse had spare trees to take from.
     had_spare: bool,
     /// The span of the body (to find the pipeline again).
     body: Span,
-    pieces: rustc_hash::FxHashMap<Box<str>, (u32, u32, u32)>,
+    src: Arc<str>,
+    pieces: Vec<IndexedPiece>,
+}
+
+struct IndexedPiece {
+    /// The text's range in the source (its start is where its items'
+    /// spans are relative to).
+    start: u32,
+    end: u32,
+    /// The piece's items in the body's.
+    first: u32,
+    count: u32,
+}
+
+impl Index {
+    fn text(&self, p: &IndexedPiece) -> &str {
+        self.src.get(p.start as usize..p.end as usize).unwrap_or("")
+    }
+
+    /// For each of `texts` (a new version's pieces, in order), the piece
+    /// of this parse with the same text (see [`super::align`]).
+    fn align(&self, texts: &[&str]) -> Vec<Option<usize>> {
+        let old: Vec<&str> = self.pieces.iter().map(|p| self.text(p)).collect();
+        super::align(texts, &old)
+    }
 }
 
 /// A dropped parse's body items, in source order, each taken at most once.
@@ -1125,12 +1149,12 @@ impl PieceCache {
     pub(crate) fn keep_lexed(
         &self,
         file: &str,
-        src: &str,
+        src: Arc<str>,
         lexed: super::lexer::Lexed,
         restarts: Vec<u32>,
     ) {
         let kept = Box::new(KeptLex {
-            text: src.to_owned(),
+            text: src,
             lexed,
             restarts,
         });
@@ -1236,13 +1260,13 @@ impl std::fmt::Debug for Recycle {
 }
 
 impl Recycle {
-    /// The offsets where the parse's body statements start, and where the
-    /// body ends (empty but for a reusing parse; given once).
-    pub(crate) fn take_restarts(&mut self) -> Vec<u32> {
-        self.0
-            .as_mut()
-            .map(|g| std::mem::take(&mut g.restarts))
-            .unwrap_or_default()
+    /// The offsets where a reusing parse's body statements start and
+    /// where the body ends, with the source they are offsets in (given
+    /// once).
+    pub(crate) fn take_restarts(&mut self) -> Option<(Vec<u32>, Arc<str>)> {
+        let g = self.0.as_mut()?;
+        let restarts = std::mem::take(&mut g.restarts);
+        (!restarts.is_empty()).then(|| (restarts, Arc::clone(&g.index.src)))
     }
 
     /// Gives the body of `module` (a parse being dropped) to the cache as
@@ -1349,54 +1373,69 @@ fn parse_clean_reusing(
     // Every statement its own piece: cuts that move with the text, not
     // with token counts, so an edit leaves the other pieces' texts alone.
     let pieces = statement_pieces(tokens, body.0 + 1, body.1, usize::MAX);
+    let texts: Vec<&str> = pieces.iter().map(|r| piece_text(tokens, src, r)).collect();
     let (spare, live) = {
         let mut files = cache.lock();
         let f = files.entry(file.to_owned()).or_default();
         (f.spare.take(), f.live.clone())
     };
     let live = live.and_then(|(parsed, index)| Some((parsed.upgrade()?, index)));
-    let live_items = live
-        .as_ref()
-        .map(|(parsed, index)| (items_in_order(&parsed.module, index.body), &index.pieces));
+    // Where each piece's unchanged trees are: in the spare trees, else in
+    // the live parse (looked at only when the spares lack some).
+    let in_spare = spare.as_ref().map(|s| s.index.align(&texts));
+    let in_live = live.as_ref().and_then(|(parsed, index)| {
+        let lacking = in_spare
+            .as_ref()
+            .is_none_or(|found| found.iter().any(Option::is_none));
+        lacking.then(|| {
+            (
+                index.align(&texts),
+                items_in_order(&parsed.module, index.body),
+            )
+        })
+    });
     let had_spare = spare.is_some();
     let spare = std::sync::Mutex::new(spare);
-    // A piece's items moved from the spare trees, if all are there.
-    let take_spare = |text: &str| {
+    // A piece's items moved from the spare trees, with where their text
+    // started.
+    let take_spare = |i: usize| {
+        let j = in_spare.as_ref()?[i]?;
         let mut spare = spare
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let s = spare.as_mut()?;
-        let &(start, first, n) = s.index.pieces.get(text)?;
-        let slots = s.slots.get_mut(first as usize..(first + n) as usize)?;
+        let p = s.index.pieces.get(j)?;
+        let slots = s
+            .slots
+            .get_mut(p.first as usize..(p.first + p.count) as usize)?;
         if slots.iter().any(Option::is_none) {
             return None;
         }
         let items: Vec<PipeItem> = slots.iter_mut().filter_map(Option::take).collect();
-        Some((start, items))
+        Some((p.start, items))
     };
     // Or copied from the live parse.
-    let copy_live = |text: &str| {
-        let (items, pieces) = live_items.as_ref()?;
-        let &(start, first, n) = pieces.get(text)?;
-        let refs = items.get(first as usize..(first + n) as usize)?;
-        Some((start, refs.iter().map(|r| r.copied()).collect::<Vec<_>>()))
+    let copy_live = |i: usize| {
+        let (found, items) = in_live.as_ref()?;
+        let (_, index) = live.as_ref()?;
+        let p = index.pieces.get(found[i]?)?;
+        let refs = items.get(p.first as usize..(p.first + p.count) as usize)?;
+        Some((p.start, refs.iter().map(|r| r.copied()).collect::<Vec<_>>()))
     };
-    // A group's pieces: their items, and each piece's text, start and
-    // number of items (for the index of this parse).
-    let work = |group: &[std::ops::Range<usize>]| {
+    // A group's pieces (numbered): their items, and how many each has.
+    let work = |group: &[(usize, Piece)]| {
         let parser = pipe_items::<_, extra::Default>(names);
         let mut items = Vec::with_capacity(group.len());
-        let mut index = Vec::with_capacity(group.len());
+        let mut counts = Vec::with_capacity(group.len());
         let (mut reused, mut moved) = (0, 0);
-        for r in group {
-            let text = piece_text(tokens, src, r);
+        for (i, r) in group {
             let start = tokens[r.start].1.start;
-            let found = match take_spare(text) {
+            let found = match take_spare(*i) {
                 Some(hit) => {
                     moved += 1;
                     Some(hit)
                 }
-                None => copy_live(text),
+                None => copy_live(*i),
             };
             let before = items.len();
             match found {
@@ -1412,27 +1451,42 @@ fn parse_clean_reusing(
                 }
                 None => items.extend(parse_piece(&parser, tokens, r.clone(), eoi)?),
             }
-            index.push((text, start, (items.len() - before) as u32));
+            counts.push((items.len() - before) as u32);
         }
-        Some((items, (index, reused, moved)))
+        Some((items, (counts, reused, moved)))
     };
-    let per = pieces.len().div_ceil(parallelism()).max(1);
-    let groups: Vec<_> = pieces.chunks(per).collect();
+    // With spare trees almost every piece is a move: one thread does it
+    // quicker than two taking turns at the spares. Without, parsing is the
+    // work, shared by all cores.
+    let numbered: Vec<(usize, Piece)> = pieces.iter().cloned().enumerate().collect();
+    let per = if had_spare {
+        numbered.len()
+    } else {
+        numbered.len().div_ceil(parallelism())
+    };
+    let groups: Vec<_> = numbered.chunks(per.max(1)).collect();
     let (module, done) = parse_around_body(tokens, names, eoi, body, &groups, &work)?;
     let mut index = Index {
         generation: cache.generation.fetch_add(1, Relaxed),
         had_spare,
         body: tokens[body.0].1.to(tokens[body.1].1),
-        pieces: rustc_hash::FxHashMap::default(),
+        src: Arc::from(src),
+        pieces: Vec::with_capacity(pieces.len()),
     };
-    index.pieces.reserve(pieces.len());
     let mut first = 0u32;
-    for (entries, reused, moved) in done {
+    let mut spans = pieces.iter().map(|r| piece_span(tokens, r));
+    for (counts, reused, moved) in done {
         cache.reused.fetch_add(reused, Relaxed);
         cache.moved.fetch_add(moved, Relaxed);
-        for (text, start, n) in entries {
-            index.pieces.entry(text.into()).or_insert((start, first, n));
-            first += n;
+        for count in counts {
+            let span = spans.next().unwrap_or_default();
+            index.pieces.push(IndexedPiece {
+                start: span.start,
+                end: span.end,
+                first,
+                count,
+            });
+            first += count;
         }
     }
     let restarts = pieces
@@ -1451,12 +1505,16 @@ fn parse_clean_reusing(
 
 /// The source text of the tokens `r` (from the first's start to the last's end).
 fn piece_text<'s>(tokens: &[(Tok, Span)], src: &'s str, r: &std::ops::Range<usize>) -> &'s str {
+    src.get(piece_span(tokens, r).range()).unwrap_or("")
+}
+
+/// Where the tokens `r` are, from the first's start to the last's end.
+fn piece_span(tokens: &[(Tok, Span)], r: &std::ops::Range<usize>) -> Span {
     match tokens.get(r.start..r.end) {
-        Some([first, .., last]) => src.get(first.1.start as usize..last.1.end as usize),
-        Some([only]) => src.get(only.1.range()),
-        _ => None,
+        Some([first, .., last]) => first.1.to(last.1),
+        Some([only]) => only.1,
+        _ => Span::default(),
     }
-    .unwrap_or("")
 }
 
 /// A piece of a pipeline body: a range of tokens holding whole statements.
@@ -1488,17 +1546,18 @@ where
 /// the file's outline: the file with that body emptied). The groups' items
 /// are put into the body in order; each group's other result is returned.
 /// `None` when the outline or any group has an error.
-fn parse_around_body<G, W>(
+fn parse_around_body<T, G, W>(
     tokens: &[(Tok, Span)],
     names: &str,
     eoi: Span,
     (open, close): (usize, usize),
-    groups: &[&[Piece]],
+    groups: &[&[T]],
     work: &W,
 ) -> Option<(Module, Vec<G>)>
 where
+    T: Sync,
     G: Send,
-    W: Fn(&[Piece]) -> Option<(Vec<PipeItem>, G)> + Sync,
+    W: Fn(&[T]) -> Option<(Vec<PipeItem>, G)> + Sync,
 {
     let mut outline = Vec::with_capacity(tokens.len() - (close - open) + 1);
     outline.extend_from_slice(&tokens[..=open]);

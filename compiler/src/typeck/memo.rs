@@ -8,6 +8,8 @@
 //! types they had) and the names it bound; the next check replays a
 //! statement whose text is unchanged, whose reads still find the same types
 //! and whose project outside the body is unchanged, and checks the others.
+//! Statements are matched to the kept ones by text, in order from both
+//! ends of the body and by lookup in between ([`crate::syntax::align`]).
 //!
 //! Only statements that reported nothing are kept: a statement with a
 //! diagnostic is checked again every time, so every diagnostic comes from a
@@ -45,14 +47,8 @@ impl CheckMemo {
 
     /// Takes a pipeline body's kept checks if they were made in the same
     /// `context`.
-    pub(super) fn take(&self, key: &(String, String), context: u64) -> Body {
-        self.lock()
-            .remove(key)
-            .filter(|b| b.context == context)
-            .unwrap_or(Body {
-                context,
-                stmts: FxHashMap::default(),
-            })
+    pub(super) fn take(&self, key: &(String, String), context: u64) -> Option<Body> {
+        self.lock().remove(key).filter(|b| b.context == context)
     }
 
     pub(super) fn keep(&self, key: (String, String), body: Body, replayed: usize) {
@@ -67,10 +63,27 @@ impl CheckMemo {
     }
 }
 
-/// One pipeline body's kept statement checks, by statement text.
+/// One pipeline body's kept statement checks, in order.
 pub(super) struct Body {
     pub context: u64,
-    pub stmts: FxHashMap<Box<str>, Stmt>,
+    /// The source the statements' texts are in.
+    pub src: std::sync::Arc<str>,
+    /// Each statement's text (a range of `src`) and its kept check, if it
+    /// was clean.
+    pub stmts: Vec<(std::ops::Range<u32>, Option<Stmt>)>,
+}
+
+impl Body {
+    /// For each of `texts` (the body's statements now), the kept statement
+    /// with the same text.
+    pub fn align(&self, texts: &[&str]) -> Vec<Option<usize>> {
+        let old: Vec<&str> = self
+            .stmts
+            .iter()
+            .map(|(r, _)| self.src.get(r.start as usize..r.end as usize).unwrap_or(""))
+            .collect();
+        crate::syntax::align(texts, &old)
+    }
 }
 
 /// What checking one clean statement read and bound.
