@@ -79,17 +79,18 @@ impl Session {
 
     /// Sets the project's files (module name to text). Unchanged texts keep
     /// their parse.
-    pub fn set_files(&mut self, files: &BTreeMap<String, String>) {
+    pub fn set_files<T: AsRef<str>>(&mut self, files: &BTreeMap<String, T>) {
         let mut changed_set = self.files.len() != files.len() || self.workspace.is_none();
         for (path, text) in files {
+            let text = text.as_ref();
             match self.files.get(path) {
                 Some(f) => {
                     if f.text(&self.db) != text {
-                        f.set_text(&mut self.db).to(text.clone());
+                        f.set_text(&mut self.db).to(text.to_owned());
                     }
                 }
                 None => {
-                    let f = db::SourceFile::new(&self.db, path.clone(), text.clone());
+                    let f = db::SourceFile::new(&self.db, path.clone(), text.to_owned());
                     self.files.insert(path.clone(), f);
                     changed_set = true;
                 }

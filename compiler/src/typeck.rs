@@ -1276,9 +1276,14 @@ impl<'a> Checker<'a> {
         }
         self.scopes.pop();
         // The old checks are freed after this one's are kept.
+        // The parse's copy of the source, if it kept one.
+        let src = match self.module().parsed.source() {
+            Some(src) if **src == **text => std::sync::Arc::clone(src),
+            _ => std::sync::Arc::from(*text),
+        };
         let body = memo::Body {
             context,
-            src: std::sync::Arc::from(*text),
+            src,
             stmts: kept,
         };
         reuse.memo.keep(key, body, replayed);

@@ -47,11 +47,9 @@ impl State {
         if !self.dirty {
             return;
         }
-        let files: BTreeMap<String, String> = self
-            .texts()
-            .into_iter()
-            .map(|(k, v)| (k, v.as_ref().clone()))
-            .collect();
+        let texts = self.texts();
+        let files: BTreeMap<String, &str> =
+            texts.iter().map(|(k, v)| (k.clone(), v.as_str())).collect();
         self.session.set_files(&files);
         self.dirty = false;
     }

@@ -28,6 +28,13 @@ pub struct Parsed {
     recycle: parser::Recycle,
 }
 
+impl Parsed {
+    /// The source of an editor's reusing parse, shared.
+    pub(crate) fn source(&self) -> Option<&std::sync::Arc<str>> {
+        self.recycle.source()
+    }
+}
+
 impl Drop for Parsed {
     fn drop(&mut self) {
         self.recycle.give_back(&mut self.module);

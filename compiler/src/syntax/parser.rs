@@ -1260,6 +1260,10 @@ impl std::fmt::Debug for Recycle {
 }
 
 impl Recycle {
+    pub(crate) fn source(&self) -> Option<&Arc<str>> {
+        self.0.as_ref().map(|g| &g.index.src)
+    }
+
     /// The offsets where a reusing parse's body statements start and
     /// where the body ends, with the source they are offsets in (given
     /// once).
