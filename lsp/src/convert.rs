@@ -87,9 +87,24 @@ pub fn utf16_len(s: &str) -> u32 {
     s.encode_utf16().count() as u32
 }
 
-/// UTF-16 position of a byte offset.
+/// UTF-16 position of a byte offset (clamped, and moved back onto a
+/// character boundary). Counts only the lines before it, without indexing
+/// the whole text: a request on a large file converts one or two offsets.
 pub fn position(text: &str, offset: usize) -> Position {
-    LineIndex::new(text).position(offset)
+    let mut offset = offset.min(text.len());
+    while offset > 0 && !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text.as_bytes()[..offset];
+    let line = bytecount::count(before, b'\n');
+    let start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    Position {
+        line: line as u32,
+        character: utf16_len(&text[start..offset]),
+    }
 }
 
 /// Byte offset of a UTF-16 position; positions past a line's end (or past
@@ -124,7 +139,10 @@ fn in_line(text: &str, start: usize, end: usize, character: u32) -> usize {
 }
 
 pub fn range(text: &str, span: Span) -> Range {
-    LineIndex::new(text).range(span)
+    Range {
+        start: position(text, span.start as usize),
+        end: position(text, span.end as usize),
+    }
 }
 
 /// A compiler diagnostic as LSP shows it: message with its label, notes
@@ -251,6 +269,9 @@ mod tests {
                     let pos = Position::new(line, character);
                     assert_eq!(offset(text, pos), lines.offset(pos), "{text:?} {pos:?}");
                 }
+            }
+            for at in 0..=text.len() + 1 {
+                assert_eq!(position(text, at), lines.position(at), "{text:?} {at}");
             }
         }
     }

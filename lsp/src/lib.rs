@@ -289,7 +289,7 @@ impl Backend {
             .read(move |view| {
                 let m = view.module_name(&uri);
                 let text = view.text(&m)?;
-                let at = LineIndex::new(text).offset(pos);
+                let at = convert::offset(text, pos);
                 f(view, &m, text, at)
             })
             .await
