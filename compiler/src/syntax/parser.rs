@@ -1400,9 +1400,9 @@ fn parse_clean_reusing(
     });
     let had_spare = spare.is_some();
     let spare = std::sync::Mutex::new(spare);
-    // A piece's items moved from the spare trees, with where their text
-    // started.
-    let take_spare = |i: usize| {
+    // Moves a piece's items from the spare trees onto `out`; returns where
+    // their text started.
+    let take_spare = |i: usize, out: &mut Vec<PipeItem>| {
         let j = in_spare.as_ref()?[i]?;
         let mut spare = spare
             .lock()
@@ -1415,16 +1415,17 @@ fn parse_clean_reusing(
         if slots.iter().any(Option::is_none) {
             return None;
         }
-        let items: Vec<PipeItem> = slots.iter_mut().filter_map(Option::take).collect();
-        Some((p.start, items))
+        out.extend(slots.iter_mut().filter_map(Option::take));
+        Some(p.start)
     };
-    // Or copied from the live parse.
-    let copy_live = |i: usize| {
+    // Or copies them from the live parse.
+    let copy_live = |i: usize, out: &mut Vec<PipeItem>| {
         let (found, items) = in_live.as_ref()?;
         let (_, index) = live.as_ref()?;
         let p = index.pieces.get(found[i]?)?;
         let refs = items.get(p.first as usize..(p.first + p.count) as usize)?;
-        Some((p.start, refs.iter().map(|r| r.copied()).collect::<Vec<_>>()))
+        out.extend(refs.iter().map(|r| r.copied()));
+        Some(p.start)
     };
     // A group's pieces (numbered): their items, and how many each has.
     let work = |group: &[(usize, Piece)]| {
@@ -1434,24 +1435,23 @@ fn parse_clean_reusing(
         let (mut reused, mut moved) = (0, 0);
         for (i, r) in group {
             let start = tokens[r.start].1.start;
-            let found = match take_spare(*i) {
-                Some(hit) => {
-                    moved += 1;
-                    Some(hit)
-                }
-                None => copy_live(*i),
-            };
             let before = items.len();
+            let found = match take_spare(*i, &mut items) {
+                Some(was) => {
+                    moved += 1;
+                    Some(was)
+                }
+                None => copy_live(*i, &mut items),
+            };
             match found {
-                Some((was, mut its)) => {
+                Some(was) => {
                     reused += 1;
                     let by = i64::from(start) - i64::from(was);
                     if by != 0 {
-                        for it in &mut its {
+                        for it in &mut items[before..] {
                             it.shift(by);
                         }
                     }
-                    items.append(&mut its);
                 }
                 None => items.extend(parse_piece(&parser, tokens, r.clone(), eoi)?),
             }
