@@ -33,7 +33,7 @@ fn main() {
         .filter_map(|a| a.parse().ok())
         .collect();
     let steps = args.first().copied().unwrap_or(10_000);
-    let rounds = args.get(1).copied().unwrap_or(30);
+    let rounds = args.get(1).copied().unwrap_or(100);
     let text = weir_compiler::generated::pipeline(steps);
     let mut c = Client::start("bench", &[("gen.weir", &text)]);
     let t = Instant::now();
