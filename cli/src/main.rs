@@ -368,11 +368,15 @@ fn plan_from(
     // Asking git for the run's context takes a process; the files are
     // parsed meanwhile.
     let context = std::thread::scope(|s| {
-        let asking = s.spawn(|| context(args));
+        let asking = std::thread::Builder::new().spawn_scoped(s, || context(args));
         for name in project.files.keys() {
             let _ = session.parsed(name);
         }
-        asking.join().unwrap_or_else(|_| read_context(args))
+        // No thread to be had: ask here.
+        asking
+            .ok()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_else(|| context(args))
     });
     let input = EvalInput {
         pipeline: args.pipeline.clone(),

@@ -390,4 +390,5 @@ fn plan_reads_the_branch_and_commit_from_git_unless_given() {
     assert!(out.status.success(), "{out:?}");
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["context"]["git_sha"], "");
+    assert_eq!(plan["context"]["git_branch"], "");
 }

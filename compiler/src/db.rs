@@ -135,6 +135,17 @@ pub struct Database {
 }
 
 impl Database {
+    /// Drops what is kept between versions of a file no longer in the
+    /// project.
+    pub fn forget(&self, file: &str) {
+        if let Some(p) = &self.pieces {
+            p.forget(file);
+        }
+        if let Some(m) = &self.check_memo {
+            m.forget(file);
+        }
+    }
+
     /// A database whose parses and checks reuse the unchanged statements
     /// of the last version of each file.
     pub fn for_editor() -> Self {

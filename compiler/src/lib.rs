@@ -96,7 +96,16 @@ impl Session {
                 }
             }
         }
-        self.files.retain(|k, _| files.contains_key(k));
+        let gone: Vec<String> = self
+            .files
+            .keys()
+            .filter(|k| !files.contains_key(*k))
+            .cloned()
+            .collect();
+        for path in gone {
+            self.files.remove(&path);
+            self.db.forget(&path);
+        }
         if changed_set {
             let list: Vec<db::SourceFile> = self.files.values().copied().collect();
             match self.workspace {

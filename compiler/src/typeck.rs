@@ -195,6 +195,8 @@ pub struct Checker<'a> {
     reuse: Option<Reuse<'a>>,
     /// The statement being checked for [`memo`], if any.
     recording: Option<memo::Recording>,
+    /// The pipelines whose statement checks were kept by this check.
+    memo_keys: Vec<(String, String)>,
 }
 
 /// An editor's kept statement checks, and the project's texts (module
@@ -244,6 +246,7 @@ fn check<'a>(
         collect_refs: references,
         reuse,
         recording: None,
+        memo_keys: Vec::new(),
     };
     // Pipelines last: every module-level `let`, `fn` and type is checked
     // (and its type memoised, with its diagnostics) before any statement
@@ -257,6 +260,11 @@ fn check<'a>(
                 }
             }
         }
+    }
+    // Kept checks of pipelines this check did not see (renamed, removed,
+    // shrunk) are dropped.
+    if let Some(reuse) = c.reuse {
+        reuse.memo.retain(&c.memo_keys);
     }
     // Files are checked one after the other, in order, so each file's
     // references are normally one run: sort each run by position rather
@@ -964,8 +972,11 @@ impl<'a> Checker<'a> {
     fn name_inner(&mut self, n: &str, span: Span) -> Typed {
         for (i, s) in self.scopes.iter().enumerate().rev() {
             if let Some(l) = s.get(n) {
+                // A name the statement bound itself (a stage's step used
+                // later in the stage) is not a read from outside it.
                 if let Some(r) = &mut self.recording
                     && i < r.base
+                    && !r.binds.iter().any(|(b, ..)| &**b == n)
                 {
                     r.read(n, Some(&l.ty));
                 }
@@ -1286,6 +1297,7 @@ impl<'a> Checker<'a> {
             src,
             stmts: kept,
         };
+        self.memo_keys.push(key.clone());
         reuse.memo.keep(key, body, replayed);
         drop(old);
     }

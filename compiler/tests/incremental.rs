@@ -245,3 +245,32 @@ fn an_editors_check_replaying_kept_statements_is_a_fresh_check() {
         editor.replayed_checks()
     );
 }
+
+#[test]
+fn stages_using_their_own_steps_are_replayed_and_forgotten_with_their_file() {
+    let mut text = String::from("pipeline p {\n");
+    for i in 0..250 {
+        text.push_str(&format!(
+            "  stage s{i} {{\n    let a{i} = step \"a{i}\" {{ run: \"echo {i}\" }}\n    step \"b{i}\" {{ run: \"true\", after: [a{i}] }}\n  }}\n"
+        ));
+    }
+    text.push_str("}\n");
+    let mut files = BTreeMap::from([("p.weir".to_owned(), text.clone())]);
+    let mut s = weir_compiler::Session::for_editor();
+    s.set_files(&files);
+    assert_eq!(s.check(), Vec::new());
+    files.insert(
+        "p.weir".to_owned(),
+        text.replacen("echo 7\"", "echo 8\"", 1),
+    );
+    s.set_files(&files);
+    assert_eq!(s.check(), Vec::new());
+    // Every stage but the edited one: its own `a` is not a read from
+    // outside it.
+    assert_eq!(s.replayed_checks(), 249);
+    // The same text under another name: nothing of the old file is kept.
+    let renamed = BTreeMap::from([("q.weir".to_owned(), files["p.weir"].clone())]);
+    s.set_files(&renamed);
+    assert_eq!(s.check(), Vec::new());
+    assert_eq!(s.replayed_checks(), 249);
+}

@@ -1123,6 +1123,15 @@ impl PieceCache {
         self.moved.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Drops what is kept for `file` (taken out of the session, or no
+    /// longer with a large pipeline).
+    pub fn forget(&self, file: &str) {
+        let gone = self.lock().remove(file);
+        // Freed outside the lock: dropping the live parse's weak reference
+        // or spare trees takes no lock, but a parse given back would.
+        drop(gone);
+    }
+
     /// How many versions were lexed only around what changed.
     pub fn relexed(&self) -> usize {
         self.relexed.load(std::sync::atomic::Ordering::Relaxed)
@@ -1373,7 +1382,11 @@ fn parse_clean_reusing(
     cache: &Arc<PieceCache>,
 ) -> Option<(Module, Recycle)> {
     use std::sync::atomic::Ordering::Relaxed;
-    let body = largest_pipeline_body(tokens).filter(|(o, c)| c - o > REUSE_MIN_TOKENS)?;
+    let Some(body) = largest_pipeline_body(tokens).filter(|(o, c)| c - o > REUSE_MIN_TOKENS) else {
+        // Nothing to reuse any more (the pipeline shrank or went away).
+        cache.forget(file);
+        return None;
+    };
     // Every statement its own piece: cuts that move with the text, not
     // with token counts, so an edit leaves the other pieces' texts alone.
     let pieces = statement_pieces(tokens, body.0 + 1, body.1, usize::MAX);
@@ -1430,10 +1443,28 @@ fn parse_clean_reusing(
     // A group's pieces (numbered): their items, and how many each has.
     let work = |group: &[(usize, Piece)]| {
         let parser = pipe_items::<_, extra::Default>(names);
+        // The pieces with no tree to reuse are parsed first: one with an
+        // error fails the parse before any spare tree is taken, so the
+        // spares are still there for the version that fixes it.
+        let mut fresh: Vec<Option<Vec<PipeItem>>> = Vec::with_capacity(group.len());
+        for (i, r) in group {
+            let reusable = in_spare.as_ref().is_some_and(|f| f[*i].is_some())
+                || in_live.as_ref().is_some_and(|(f, _)| f[*i].is_some());
+            fresh.push(if reusable {
+                None
+            } else {
+                Some(parse_piece(&parser, tokens, r.clone(), eoi)?)
+            });
+        }
         let mut items = Vec::with_capacity(group.len());
         let mut counts = Vec::with_capacity(group.len());
         let (mut reused, mut moved) = (0, 0);
-        for (i, r) in group {
+        for ((i, r), parsed) in group.iter().zip(fresh) {
+            if let Some(parsed) = parsed {
+                counts.push(parsed.len() as u32);
+                items.extend(parsed);
+                continue;
+            }
             let start = tokens[r.start].1.start;
             let before = items.len();
             let found = match take_spare(*i, &mut items) {
@@ -1469,7 +1500,16 @@ fn parse_clean_reusing(
         numbered.len().div_ceil(parallelism())
     };
     let groups: Vec<_> = numbered.chunks(per.max(1)).collect();
-    let (module, done) = parse_around_body(tokens, names, eoi, body, &groups, &work)?;
+    let Some((module, done)) = parse_around_body(tokens, names, eoi, body, &groups, &work) else {
+        // An error: what is left of the spares is kept for the next version.
+        if let Some(left) = spare
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            cache.offer(file.to_owned(), left);
+        }
+        return None;
+    };
     let mut index = Index {
         generation: cache.generation.fetch_add(1, Relaxed),
         had_spare,
@@ -1579,11 +1619,15 @@ where
                     .spawn_scoped(scope, move || work(group))
             })
             .collect();
-        let first = groups.first().map(|&g| work(g));
+        // The outline first: when it has an error, this thread's group is
+        // not done at all (an editor's parse then takes no spare trees).
         let module = module::<_, extra::Default>(names, true)
             .parse(outline.split_token_span(eoi))
             .into_result()
             .ok();
+        let first = module
+            .as_ref()
+            .and_then(|_| groups.first().map(|&g| work(g)));
         let mut done = vec![first];
         for w in workers {
             done.push(w.ok().and_then(|h| h.join().ok()));
@@ -2061,6 +2105,38 @@ mod tests {
             cache.reused(),
             cache.moved()
         );
+    }
+
+    #[test]
+    fn spare_trees_outlive_versions_with_errors() {
+        use crate::syntax::{parse, parse_reusing};
+        let cache = Arc::new(PieceCache::default());
+        let clean = crate::generated::pipeline(300);
+        // Dropped at once: its trees become the spares.
+        drop(parse_reusing("g.weir", &clean, Some(&cache)));
+        // An error inside one statement (braces still balanced), then one
+        // outside the body: neither may use up the spares.
+        for broken in [
+            clean.replacen("run: \"echo 7 > out/7.txt\"", "run:", 1),
+            clean.replacen("param env: Env = Env.dev", "param env: Env =", 1),
+        ] {
+            let p = parse_reusing("g.weir", &broken, Some(&cache));
+            assert!(!p.diagnostics.is_empty());
+        }
+        let moved = cache.moved();
+        let fixed = clean.replacen("echo 9 >", "echo 8 >", 1);
+        assert_eq!(
+            parse_reusing("g.weir", &fixed, Some(&cache)),
+            parse("g.weir", &fixed)
+        );
+        assert!(cache.moved() - moved >= 299, "{}", cache.moved() - moved);
+        // A file whose pipeline shrinks keeps nothing.
+        let small = crate::generated::pipeline(3);
+        assert_eq!(
+            parse_reusing("g.weir", &small, Some(&cache)),
+            parse("g.weir", &small)
+        );
+        assert!(cache.lock().get("g.weir").is_none());
     }
 
     /// Where two parses differ, briefly: the first item (or body item)

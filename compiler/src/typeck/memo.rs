@@ -56,6 +56,32 @@ impl CheckMemo {
         self.lock().insert(key, body);
     }
 
+    /// Drops the kept checks of `file`'s pipelines.
+    pub fn forget(&self, file: &str) {
+        let dropped: Vec<Body> = {
+            let mut bodies = self.lock();
+            let gone: Vec<(String, String)> =
+                bodies.keys().filter(|k| k.0 == file).cloned().collect();
+            gone.iter().filter_map(|k| bodies.remove(k)).collect()
+        };
+        drop(dropped);
+    }
+
+    /// Drops the kept checks of every pipeline but `keys`.
+    pub(super) fn retain(&self, keys: &[(String, String)]) {
+        let dropped: Vec<Body> = {
+            let mut bodies = self.lock();
+            let gone: Vec<(String, String)> = bodies
+                .keys()
+                .filter(|k| !keys.contains(k))
+                .cloned()
+                .collect();
+            gone.iter().filter_map(|k| bodies.remove(k)).collect()
+        };
+        // Freed outside the lock.
+        drop(dropped);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, FxHashMap<(String, String), Body>> {
         self.bodies
             .lock()
