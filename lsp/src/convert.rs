@@ -112,18 +112,51 @@ pub fn position(text: &str, offset: usize) -> Position {
 /// indexing the whole text: an edit of a large file converts one or two
 /// positions.
 pub fn offset(text: &str, pos: Position) -> usize {
-    let start = match pos.line {
-        0 => Some(0),
-        n => text
-            .match_indices('\n')
-            .nth(n as usize - 1)
-            .map(|(i, _)| i + 1),
-    };
-    let Some(start) = start else {
+    let Some(start) = line_start(text, pos.line as usize) else {
         return text.len();
     };
     let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
     in_line(text, start, end, pos.character)
+}
+
+/// Byte offsets of a range's two ends (see [`offset`]), finding the line
+/// once when both ends are on it.
+pub fn offsets(text: &str, r: Range) -> (usize, usize) {
+    if r.end.line != r.start.line {
+        return (offset(text, r.start), offset(text, r.end));
+    }
+    let Some(start) = line_start(text, r.start.line as usize) else {
+        return (text.len(), text.len());
+    };
+    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    (
+        in_line(text, start, end, r.start.character),
+        in_line(text, start, end, r.end.character),
+    )
+}
+
+/// Where line `line` starts, if the text has it: whole blocks of text
+/// are skipped by counting their newlines.
+fn line_start(text: &str, line: usize) -> Option<usize> {
+    if line == 0 {
+        return Some(0);
+    }
+    const BLOCK: usize = 4096;
+    let (mut seen, mut at) = (0, 0);
+    for block in text.as_bytes().chunks(BLOCK) {
+        let here = bytecount::count(block, b'\n');
+        if seen + here >= line {
+            let (i, _) = block
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .nth(line - seen - 1)?;
+            return Some(at + i + 1);
+        }
+        seen += here;
+        at += block.len();
+    }
+    None
 }
 
 /// The offset `character` UTF-16 units into the line `start..end`.
@@ -262,12 +295,16 @@ mod tests {
 
     #[test]
     fn one_position_converts_as_the_whole_index_does() {
-        for text in ["", "\n", "a\n\"é🎉\" x\r\nlast", "x\n\n🎉y\n"] {
+        let long = "ab\ncd é\n".repeat(3000);
+        for text in ["", "\n", "a\n\"é🎉\" x\r\nlast", "x\n\n🎉y\n", &long] {
             let lines = LineIndex::new(text);
-            for line in 0..6 {
+            for line in (0..6).chain([1365, 1366, 2999, 5999, 6000, 6001]) {
                 for character in 0..8 {
                     let pos = Position::new(line, character);
                     assert_eq!(offset(text, pos), lines.offset(pos), "{text:?} {pos:?}");
+                    let same_line = Range::new(Position::new(line, 0), pos);
+                    let both = (lines.offset(same_line.start), lines.offset(pos));
+                    assert_eq!(offsets(text, same_line), both, "{text:?} {pos:?}");
                 }
             }
             for at in 0..=text.len() + 1 {

@@ -116,7 +116,7 @@ async fn proxy_stdin(mut out: tokio::io::DuplexStream) {
 }
 
 /// How long edits must pause before diagnostics are computed and published.
-pub const DEBOUNCE: Duration = Duration::from_millis(5);
+pub const DEBOUNCE: Duration = Duration::from_millis(2);
 
 struct Inner {
     client: Client,
@@ -437,8 +437,7 @@ impl LanguageServer for Backend {
                     for change in p.content_changes {
                         match change.range {
                             Some(r) => {
-                                let (from, to) =
-                                    (convert::offset(text, r.start), convert::offset(text, r.end));
+                                let (from, to) = convert::offsets(text, r);
                                 text.replace_range(from.min(to)..to.max(from), &change.text);
                             }
                             None => *text = change.text,
