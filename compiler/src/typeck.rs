@@ -16,6 +16,7 @@
 
 use crate::diagnostics::{Code, Diagnostic, Span, suggest};
 use crate::resolve::{Import, ModuleInfo, Program};
+use crate::syntax::shift::Shift;
 use crate::syntax::*;
 use crate::types::*;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -562,7 +563,7 @@ impl<'a> Checker<'a> {
         if let Some(r) = &mut self.recording
             && self.scopes.len() == r.base
         {
-            r.binds.push((name.into(), ty.clone(), def));
+            r.stmt.binds.push((name.into(), ty.clone(), def));
         }
         if let Some(s) = self.scopes.last_mut() {
             s.insert(name.to_owned(), Local { ty, def });
@@ -976,15 +977,15 @@ impl<'a> Checker<'a> {
                 // later in the stage) is not a read from outside it.
                 if let Some(r) = &mut self.recording
                     && i < r.base
-                    && !r.binds.iter().any(|(b, ..)| &**b == n)
+                    && !r.stmt.binds(n)
                 {
-                    r.read(n, Some(&l.ty));
+                    r.stmt.read(n, Some(&l.ty));
                 }
                 return l.ty.clone();
             }
         }
         if let Some(r) = &mut self.recording {
-            r.read(n, None);
+            r.stmt.read(n, None);
         }
         let m = self.module();
         if let Some(&idx) = m.items.get(n) {
@@ -1207,11 +1208,15 @@ impl<'a> Checker<'a> {
     /// the others checked and, when clean, kept for next time.
     fn body_reusing(&mut self, p: &PipelineDecl, reuse: Reuse<'a>) {
         let stmts = &p.body.stmts;
-        let (Some(text), Some(first), Some(last)) = (
-            reuse.texts.get(self.file.as_str()),
-            stmts.first(),
-            stmts.last(),
-        ) else {
+        // The statements' source: the parse's shared copy when it kept one.
+        let src = match self.module().parsed.source() {
+            Some(src) => Some(std::sync::Arc::clone(src)),
+            None => reuse
+                .texts
+                .get(self.file.as_str())
+                .map(|t| std::sync::Arc::from(*t)),
+        };
+        let (Some(src), Some(first), Some(last)) = (src, stmts.first(), stmts.last()) else {
             self.block_stmts(&p.body, true);
             return;
         };
@@ -1220,7 +1225,7 @@ impl<'a> Checker<'a> {
         let key = (self.file.clone(), p.name.name.clone());
         let texts: Vec<&str> = stmts
             .iter()
-            .map(|s| text.get(s.span().range()).unwrap_or(""))
+            .map(|s| src.get(s.span().range()).unwrap_or(""))
             .collect();
         let mut old = reuse.memo.take(&key, context);
         let found = old
@@ -1239,19 +1244,9 @@ impl<'a> Checker<'a> {
                 && self.still_reads(&m)
             {
                 for (name, ty, def) in &m.binds {
-                    let def = Span {
-                        start: def.start + span.start,
-                        end: def.end + span.start,
-                    };
-                    if let Some(scope) = self.scopes.last_mut() {
-                        scope.insert(
-                            name.to_string(),
-                            Local {
-                                ty: ty.clone(),
-                                def,
-                            },
-                        );
-                    }
+                    let mut def = *def;
+                    def.shift(i64::from(span.start));
+                    self.bind(name, ty.clone(), def);
                 }
                 kept.push((span.start..span.end, Some(m)));
                 replayed += 1;
@@ -1260,38 +1255,18 @@ impl<'a> Checker<'a> {
             let before = self.diags.len();
             self.recording = Some(memo::Recording {
                 base: self.scopes.len(),
-                reads: Vec::new(),
-                binds: Vec::new(),
+                stmt: memo::Stmt::default(),
             });
             self.stmt(s, true, false);
             let rec = self.recording.take();
-            // Kept when clean, with its bindings' spans made relative.
-            let kept_stmt = rec.filter(|_| self.diags.len() == before).and_then(|rec| {
-                let binds = rec.binds.into_iter().map(|(n, t, d)| {
-                    let start = d.start.checked_sub(span.start)?;
-                    Some((
-                        n,
-                        t,
-                        Span {
-                            start,
-                            end: d.end - span.start,
-                        },
-                    ))
-                });
-                Some(memo::Stmt {
-                    reads: rec.reads,
-                    binds: binds.collect::<Option<_>>()?,
-                })
-            });
+            // Kept when clean.
+            let kept_stmt = rec
+                .filter(|_| self.diags.len() == before)
+                .and_then(|rec| rec.stmt.relative_to(span.start));
             kept.push((span.start..span.end, kept_stmt));
         }
         self.scopes.pop();
         // The old checks are freed after this one's are kept.
-        // The parse's copy of the source, if it kept one.
-        let src = match self.module().parsed.source() {
-            Some(src) if **src == **text => std::sync::Arc::clone(src),
-            _ => std::sync::Arc::from(*text),
-        };
         let body = memo::Body {
             context,
             src,

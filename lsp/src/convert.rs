@@ -30,16 +30,9 @@ impl<'a> LineIndex<'a> {
     /// UTF-16 position of a byte offset (clamped, and moved back onto a
     /// character boundary).
     pub fn position(&self, offset: usize) -> Position {
-        let mut offset = offset.min(self.text.len());
-        while offset > 0 && !self.text.is_char_boundary(offset) {
-            offset -= 1;
-        }
+        let offset = char_floor(self.text, offset);
         let line = self.starts.partition_point(|&s| s <= offset) - 1;
-        let start = self.starts[line];
-        Position {
-            line: line as u32,
-            character: utf16_len(&self.text[start..offset]),
-        }
+        position_in_line(self.text, line, self.starts[line], offset)
     }
 
     /// Byte offset of a UTF-16 position; positions past a line's end (or
@@ -91,16 +84,26 @@ pub fn utf16_len(s: &str) -> u32 {
 /// character boundary). Counts only the lines before it, without indexing
 /// the whole text: a request on a large file converts one or two offsets.
 pub fn position(text: &str, offset: usize) -> Position {
-    let mut offset = offset.min(text.len());
-    while offset > 0 && !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
+    let offset = char_floor(text, offset);
     let before = &text.as_bytes()[..offset];
-    let line = bytecount::count(before, b'\n');
     let start = before
         .iter()
         .rposition(|&b| b == b'\n')
         .map_or(0, |i| i + 1);
+    position_in_line(text, bytecount::count(before, b'\n'), start, offset)
+}
+
+/// `offset` clamped to the text and moved back onto a character boundary.
+fn char_floor(text: &str, offset: usize) -> usize {
+    let mut offset = offset.min(text.len());
+    while offset > 0 && !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// The position of `offset` on line `line`, which starts at `start`.
+fn position_in_line(text: &str, line: usize, start: usize, offset: usize) -> Position {
     Position {
         line: line as u32,
         character: utf16_len(&text[start..offset]),
@@ -112,27 +115,32 @@ pub fn position(text: &str, offset: usize) -> Position {
 /// indexing the whole text: an edit of a large file converts one or two
 /// positions.
 pub fn offset(text: &str, pos: Position) -> usize {
-    let Some(start) = line_start(text, pos.line as usize) else {
-        return text.len();
-    };
-    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-    in_line(text, start, end, pos.character)
+    offset_on_line(text, line_start(text, pos.line as usize), pos.character)
 }
 
 /// Byte offsets of a range's two ends (see [`offset`]), finding the line
 /// once when both ends are on it.
 pub fn offsets(text: &str, r: Range) -> (usize, usize) {
-    if r.end.line != r.start.line {
-        return (offset(text, r.start), offset(text, r.end));
-    }
-    let Some(start) = line_start(text, r.start.line as usize) else {
-        return (text.len(), text.len());
+    let start = line_start(text, r.start.line as usize);
+    let end = if r.end.line == r.start.line {
+        start
+    } else {
+        line_start(text, r.end.line as usize)
+    };
+    (
+        offset_on_line(text, start, r.start.character),
+        offset_on_line(text, end, r.end.character),
+    )
+}
+
+/// The offset `character` UTF-16 units into the line starting at `start`
+/// (past the last line: the end of the text).
+fn offset_on_line(text: &str, start: Option<usize>, character: u32) -> usize {
+    let Some(start) = start else {
+        return text.len();
     };
     let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-    (
-        in_line(text, start, end, r.start.character),
-        in_line(text, start, end, r.end.character),
-    )
+    in_line(text, start, end, character)
 }
 
 /// Where line `line` starts, if the text has it: whole blocks of text

@@ -10,6 +10,7 @@
 //! formatter and for doc comments (`///`). The lexer never fails: an invalid
 //! character becomes an error token plus a diagnostic.
 
+use super::shift::Shift;
 use crate::diagnostics::{Code, Diagnostic, Span};
 
 /// The deepest bracket nesting the parser accepts.
@@ -408,13 +409,6 @@ impl Tok {
     }
 }
 
-fn shifted(span: Span, by: i64) -> Span {
-    Span {
-        start: (i64::from(span.start) + by) as u32,
-        end: (i64::from(span.end) + by) as u32,
-    }
-}
-
 /// The lengths of the longest common prefix and suffix of `a` and `b` that
 /// do not overlap in either.
 fn common_ends(a: &[u8], b: &[u8]) -> (usize, usize) {
@@ -510,7 +504,7 @@ pub fn relex(
     );
     if by != 0 {
         for (_, span) in &mut old.tokens[first + n..] {
-            *span = shifted(*span, by);
+            span.shift(by);
         }
     }
     let first = old
@@ -523,7 +517,7 @@ pub fn relex(
     old.comments.splice(first..after, lx.out.comments);
     if by != 0 {
         for c in &mut old.comments[first + n..] {
-            c.span = shifted(c.span, by);
+            c.span.shift(by);
         }
     }
     Some(old)
@@ -1173,13 +1167,7 @@ mod tests {
         for round in 0..400 {
             let before = text.clone();
             let old = lex("g.weir", &before);
-            let at = {
-                let mut i = rng.random_range(0..text.len());
-                while !text.is_char_boundary(i) {
-                    i -= 1;
-                }
-                i
-            };
+            let at = crate::generated::char_start(&text, rng.random_range(0..text.len()));
             match round % 5 {
                 0 | 1 => {
                     let ins = [

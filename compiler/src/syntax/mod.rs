@@ -6,7 +6,7 @@
 pub mod ast;
 pub mod lexer;
 pub mod parser;
-mod shift;
+pub(crate) mod shift;
 
 pub use ast::*;
 use lexer::{Comment, Kw, P, Tok};

@@ -1288,26 +1288,19 @@ impl Recycle {
         let Some(give) = self.0.take() else {
             return;
         };
-        let Some(p) = module.items.iter_mut().find_map(|it| match &mut it.kind {
-            ItemKind::Pipeline(p) if p.body.span == give.index.body => Some(p),
-            _ => None,
-        }) else {
+        let Some(p) = pipeline_with_body(module, give.index.body) else {
             return;
         };
         let mut stmts = std::mem::take(&mut p.body.stmts);
         // As parsed: doc comments are attached after parsing, to the text
         // around the statement, which may have changed.
         strip_docs(&mut stmts);
-        let triggers = std::mem::take(&mut p.triggers);
-        let mut slots = Vec::with_capacity(stmts.len() + triggers.len());
-        let mut triggers = triggers.into_iter().peekable();
-        for s in stmts {
-            while let Some(t) = triggers.next_if(|t| t.span.start < s.span().start) {
-                slots.push(Some(PipeItem::Trigger(t)));
-            }
-            slots.push(Some(PipeItem::Stmt(s)));
-        }
-        slots.extend(triggers.map(|t| Some(PipeItem::Trigger(t))));
+        let slots = in_source_order(
+            std::mem::take(&mut p.triggers),
+            stmts,
+            |t| Some(PipeItem::Trigger(t)),
+            |s| Some(PipeItem::Stmt(s)),
+        );
         give.cache.offer(
             give.file,
             Spare {
@@ -1357,15 +1350,39 @@ fn items_in_order(module: &Module, body: Span) -> Vec<ItemRef<'_>> {
     }) else {
         return Vec::new();
     };
-    let mut out = Vec::with_capacity(p.body.stmts.len() + p.triggers.len());
-    let mut triggers = p.triggers.iter().peekable();
-    for s in &p.body.stmts {
-        while let Some(t) = triggers.next_if(|t| t.span.start < s.span().start) {
-            out.push(ItemRef::Trigger(t));
+    in_source_order(&p.triggers, &p.body.stmts, ItemRef::Trigger, ItemRef::Stmt)
+}
+
+/// The pipeline whose body has span `body`.
+fn pipeline_with_body(module: &mut Module, body: Span) -> Option<&mut PipelineDecl> {
+    module.items.iter_mut().find_map(|it| match &mut it.kind {
+        ItemKind::Pipeline(p) if p.body.span == body => Some(p),
+        _ => None,
+    })
+}
+
+/// A pipeline's triggers and statements (each in source order) merged back
+/// into one list in source order, each made an `R`.
+fn in_source_order<T, S, R>(
+    triggers: impl IntoIterator<Item = T>,
+    stmts: impl IntoIterator<Item = S>,
+    trigger: impl Fn(T) -> R,
+    stmt: impl Fn(S) -> R,
+) -> Vec<R>
+where
+    T: std::borrow::Borrow<Trigger>,
+    S: std::borrow::Borrow<Stmt>,
+{
+    let mut out = Vec::new();
+    let mut triggers = triggers.into_iter().peekable();
+    for s in stmts {
+        let at = s.borrow().span().start;
+        while let Some(t) = triggers.next_if(|t| t.borrow().span.start < at) {
+            out.push(trigger(t));
         }
-        out.push(ItemRef::Stmt(s));
+        out.push(stmt(s));
     }
-    out.extend(triggers.map(ItemRef::Trigger));
+    out.extend(triggers.map(trigger));
     out
 }
 
@@ -1653,10 +1670,7 @@ where
         rest.push(other);
     }
     let (triggers, stmts) = split_pipe_items(items);
-    let pipeline = module.items.iter_mut().find_map(|it| match &mut it.kind {
-        ItemKind::Pipeline(p) if p.body.span == body_span => Some(p),
-        _ => None,
-    })?;
+    let pipeline = pipeline_with_body(&mut module, body_span)?;
     pipeline.triggers.extend(triggers);
     pipeline.body.stmts = stmts;
     Some((module, rest))
@@ -2024,13 +2038,7 @@ mod tests {
         // copies from them), the others are dropped (and their trees moved).
         let mut kept: Option<Arc<Parsed>> = None;
         for round in 0..160 {
-            let at = {
-                let mut i = rng.random_range(0..text.len());
-                while !text.is_char_boundary(i) {
-                    i -= 1;
-                }
-                i
-            };
+            let at = crate::generated::char_start(&text, rng.random_range(0..text.len()));
             match round % 7 {
                 // Typing: a character or two anywhere, valid or not.
                 0 | 1 => {

@@ -58,26 +58,16 @@ impl CheckMemo {
 
     /// Drops the kept checks of `file`'s pipelines.
     pub fn forget(&self, file: &str) {
-        let dropped: Vec<Body> = {
-            let mut bodies = self.lock();
-            let gone: Vec<(String, String)> =
-                bodies.keys().filter(|k| k.0 == file).cloned().collect();
-            gone.iter().filter_map(|k| bodies.remove(k)).collect()
-        };
-        drop(dropped);
+        self.drop_where(|k| k.0 == file);
     }
 
     /// Drops the kept checks of every pipeline but `keys`.
     pub(super) fn retain(&self, keys: &[(String, String)]) {
-        let dropped: Vec<Body> = {
-            let mut bodies = self.lock();
-            let gone: Vec<(String, String)> = bodies
-                .keys()
-                .filter(|k| !keys.contains(k))
-                .cloned()
-                .collect();
-            gone.iter().filter_map(|k| bodies.remove(k)).collect()
-        };
+        self.drop_where(|k| !keys.contains(k));
+    }
+
+    fn drop_where(&self, gone: impl Fn(&(String, String)) -> bool) {
+        let dropped: Vec<_> = self.lock().extract_if(|k, _| gone(k)).collect();
         // Freed outside the lock.
         drop(dropped);
     }
@@ -113,25 +103,17 @@ impl Body {
 }
 
 /// What checking one clean statement read and bound.
+#[derive(Default)]
 pub(super) struct Stmt {
     /// Names looked up outside the statement, with the type found in the
     /// pipeline's scope (`None`: not there, so a module item or builtin).
     pub reads: Vec<(Box<str>, Option<Typed>)>,
     /// Names bound in the pipeline's scope, in order, with their
-    /// definitions' spans relative to the statement's start.
+    /// definitions' spans (relative to the statement's start once kept).
     pub binds: Vec<(Box<str>, Typed, Span)>,
 }
 
-/// A statement's check in progress: see [`Stmt`].
-pub(super) struct Recording {
-    /// The number of scopes when the statement started: lookups that find
-    /// a name below it (or nowhere) read from outside the statement.
-    pub base: usize,
-    pub reads: Vec<(Box<str>, Option<Typed>)>,
-    pub binds: Vec<(Box<str>, Typed, Span)>,
-}
-
-impl Recording {
+impl Stmt {
     pub fn read(&mut self, name: &str, found: Option<&Typed>) {
         if !self
             .reads
@@ -141,6 +123,29 @@ impl Recording {
             self.reads.push((name.into(), found.cloned()));
         }
     }
+
+    /// Whether the statement bound `name` itself.
+    pub fn binds(&self, name: &str) -> bool {
+        self.binds.iter().any(|(b, ..)| &**b == name)
+    }
+
+    /// The record to keep for a statement starting at `start`: its
+    /// bindings' spans made relative to it (`None` if one is before it).
+    pub fn relative_to(mut self, start: u32) -> Option<Stmt> {
+        for (_, _, def) in &mut self.binds {
+            def.start = def.start.checked_sub(start)?;
+            def.end -= start;
+        }
+        Some(self)
+    }
+}
+
+/// A statement's check in progress.
+pub(super) struct Recording {
+    /// The number of scopes when the statement started: lookups that find
+    /// a name below it (or nowhere) read from outside the statement.
+    pub base: usize,
+    pub stmt: Stmt,
 }
 
 /// The project as a body's statements see it: every file's text except
