@@ -392,3 +392,48 @@ fn plan_reads_the_branch_and_commit_from_git_unless_given() {
     assert_eq!(plan["context"]["git_sha"], "");
     assert_eq!(plan["context"]["git_branch"], "");
 }
+
+#[test]
+fn output_cut_short_by_the_reader_ends_quietly_and_a_full_disk_is_an_error() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = tmp("closed-pipe");
+    std::fs::write(
+        dir.join("big.weir"),
+        weir_compiler::generated::pipeline(2000),
+    )
+    .unwrap();
+    // `weir plan --json | head -c 100`: the reader goes away after a few
+    // bytes of a plan far larger than the pipe's buffer.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["plan", "--json"])
+        .current_dir(&dir)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    assert!(head.starts_with(b"{"));
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?} {stderr}", out.status);
+    assert!(stderr.is_empty(), "{stderr}");
+
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["plan", "--json"])
+        .current_dir(&dir)
+        .env("NO_COLOR", "1")
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot write the output"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -1201,8 +1201,8 @@ impl Eval<'_> {
             when: None,
             command: None,
             image: None,
-            env: BTreeMap::new(),
-            secrets: BTreeMap::new(),
+            env: plan::SortedMap::new(),
+            secrets: plan::SortedMap::new(),
             inputs: Vec::new(),
             outputs: Vec::new(),
             reports: Vec::new(),
@@ -1430,6 +1430,14 @@ impl Eval<'_> {
         need_ids.sort();
         need_ids.dedup();
         node.needs = need_ids;
+        // Most of these lists have one or two entries; a vector's first
+        // allocation has room for four.
+        node.env.fit();
+        node.secrets.fit();
+        node.inputs.shrink_to_fit();
+        node.outputs.shrink_to_fit();
+        node.reports.shrink_to_fit();
+        node.requires.shrink_to_fit();
         let idx = self.nodes.len();
         self.node_names.insert(node_name, idx);
         self.nodes.push(node);
@@ -1512,6 +1520,7 @@ fn shell_segments(v: &V) -> Vec<Segment> {
     if !text.is_empty() || out.is_empty() {
         out.push(Segment::Text(text));
     }
+    out.shrink_to_fit();
     out
 }
 
@@ -1547,6 +1556,7 @@ fn text_segments(v: &V) -> Vec<Segment> {
     if !text.is_empty() || out.is_empty() {
         out.push(Segment::Text(text));
     }
+    out.shrink_to_fit();
     out
 }
 

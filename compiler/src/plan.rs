@@ -141,11 +141,11 @@ pub struct Node {
     pub command: Option<Command>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, Vec<Segment>>,
+    #[serde(default, skip_serializing_if = "SortedMap::is_empty")]
+    pub env: SortedMap<Vec<Segment>>,
     /// Environment variable name to secret name. Never values.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub secrets: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SortedMap::is_empty")]
+    pub secrets: SortedMap<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<Input>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -174,6 +174,104 @@ pub struct Node {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub source: SourceRef,
+}
+
+/// A node's environment variables or secrets: a list sorted by name, read
+/// and written as a JSON object, like a `BTreeMap`. A `BTreeMap` makes
+/// room for eleven entries however few there are (544 bytes for one
+/// variable), and a node has one or two.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SortedMap<V>(Vec<(String, V)>);
+
+impl<V> Default for SortedMap<V> {
+    fn default() -> Self {
+        SortedMap(Vec::new())
+    }
+}
+
+impl<V> SortedMap<V> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value`, returning the value it replaces.
+    pub fn insert(&mut self, key: String, value: V) -> Option<V> {
+        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The entries in order of their names.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    /// Gives back unused room once the map is complete.
+    pub fn fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
+}
+
+impl<'a, V> IntoIterator for &'a SortedMap<V> {
+    type Item = (&'a String, &'a V);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, V)>,
+        fn(&'a (String, V)) -> (&'a String, &'a V),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl<V> FromIterator<(String, V)> for SortedMap<V> {
+    fn from_iter<T: IntoIterator<Item = (String, V)>>(iter: T) -> Self {
+        let mut map = SortedMap::new();
+        for (k, v) in iter {
+            map.insert(k, v);
+        }
+        map
+    }
+}
+
+impl<V: Serialize> Serialize for SortedMap<V> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for SortedMap<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, V>::deserialize(deserializer)?;
+        Ok(SortedMap(map.into_iter().collect()))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,9 +314,18 @@ pub struct Plan {
 
 impl Plan {
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
-        s.push('\n');
-        s
+        let mut out = Vec::new();
+        // Writing to memory fails only if serialization does, and a plan
+        // is plain data that always serializes.
+        let _ = self.write_json(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Writes what [`Plan::to_json`] returns, without building it in
+    /// memory first: a 10,000-step plan is about 10 MB of JSON.
+    pub fn write_json(&self, mut out: impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut out, self)?;
+        out.write_all(b"\n")
     }
 
     /// The dependency graph, for cycle checks, rendering and scheduling.
@@ -430,4 +537,51 @@ pub fn slug(name: &str) -> String {
         out.push_str("node");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SortedMap;
+    use std::collections::BTreeMap;
+
+    /// Inserting in any order gives the entries, the lookups and the JSON
+    /// of a `BTreeMap` with the same inserts, and the JSON reads back.
+    #[test]
+    fn a_sorted_map_behaves_and_serializes_like_a_btree_map() {
+        let inserts = [
+            ("PATH", 1),
+            ("A", 2),
+            ("ZED", 3),
+            ("A", 4),
+            ("M_1", 5),
+            ("M", 6),
+            ("PATH", 7),
+            ("", 8),
+        ];
+        let mut ours = SortedMap::new();
+        let mut theirs = BTreeMap::new();
+        for (k, v) in inserts {
+            assert_eq!(ours.insert(k.to_owned(), v), theirs.insert(k.to_owned(), v));
+            ours.fit();
+        }
+        assert_eq!(ours.len(), theirs.len());
+        assert!(ours.iter().eq(theirs.iter()));
+        assert!(ours.keys().eq(theirs.keys()));
+        assert!(ours.values().eq(theirs.values()));
+        assert!((&ours).into_iter().eq(theirs.iter()));
+        for k in ["PATH", "A", "", "M", "missing", "ZZZ"] {
+            assert_eq!(ours.get(k), theirs.get(k), "{k}");
+        }
+        let json = serde_json::to_string(&ours).unwrap();
+        assert_eq!(json, serde_json::to_string(&theirs).unwrap());
+        let back: SortedMap<i32> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, ours);
+        let collected: SortedMap<i32> = inserts.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        assert_eq!(collected, ours);
+        assert!(SortedMap::<i32>::new().is_empty());
+        assert_eq!(
+            serde_json::to_string(&SortedMap::<i32>::new()).unwrap(),
+            "{}"
+        );
+    }
 }

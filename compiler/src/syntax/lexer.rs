@@ -381,6 +381,9 @@ fn lex_split(file: &str, src: &str, cut: usize) -> Option<Lexed> {
     let mut out = first.out;
     let offset = out.strings.len() as u32;
     out.strings.push_str(&second.out.strings);
+    // Room was made for the whole file's tokens; if the guess fell short,
+    // grow once, to the size needed, rather than doubling.
+    out.tokens.reserve_exact(second.out.tokens.len());
     out.tokens.extend(
         second
             .out
@@ -533,7 +536,11 @@ impl<'a> Lexer<'a> {
             pos,
             file,
             out: Lexed {
-                tokens: Vec::with_capacity(room / 4),
+                // A token for every three bytes: more than there are in
+                // a typical pipeline (one for every four), so the list is
+                // not copied as it grows. Room never written to costs no
+                // memory.
+                tokens: Vec::with_capacity(room / 3),
                 strings: String::with_capacity(room / 2),
                 comments: Vec::new(),
                 diagnostics: Vec::new(),

@@ -20,6 +20,16 @@ use chumsky::prelude::*;
 
 type Err<'src> = extra::Err<Rich<'src, Tok, Span>>;
 
+/// A list as long as it is. The parser collects lists one element at a
+/// time, and a vector's first allocation has room for four: most lists of
+/// a pipeline (a string's parts, a call's arguments, a record's fields)
+/// have one or two elements, and the spare room was about a third of a
+/// large file's syntax tree.
+fn fitted<T>(mut list: Vec<T>) -> Vec<T> {
+    list.shrink_to_fit();
+    list
+}
+
 /// The parser's extra parameters: rich errors for diagnostics, or none for
 /// the fast first pass over files that parse cleanly.
 pub trait Extra<'src, I: Input<'src>>:
@@ -121,12 +131,14 @@ where
             .separated_by(seps())
             .allow_trailing()
             .collect::<Vec<_>>()
+            .map(fitted)
             .delimited_by(p(P::LBrace), p(P::RBrace))
             .map_with(|fields, e| TypeExpr::Record(fields, e.span()));
         let named = ident(names)
             .separated_by(p(P::Dot))
             .at_least(1)
             .collect::<Vec<_>>()
+            .map(fitted)
             .then(
                 ty.clone()
                     .delimited_by(p(P::LBracket), p(P::RBracket))
@@ -173,7 +185,7 @@ where
             .map(StrPart::Interp),
     ));
     select! { Tok::StrStart(multi) => multi }
-        .then(part.repeated().collect::<Vec<_>>())
+        .then(part.repeated().collect::<Vec<_>>().map(fitted))
         .then_ignore(just(Tok::StrEnd))
         .map_with(|(multi, parts), e| Expr {
             kind: ExprKind::Str { parts, multi },
@@ -195,6 +207,7 @@ where
     arg.separated_by(p(P::Comma))
         .allow_trailing()
         .collect::<Vec<_>>()
+        .map(fitted)
         .delimited_by(p(P::LParen), p(P::RParen))
         .recover_with(via_parser(nested_delimiters(
             Tok::P(P::LParen),
@@ -278,6 +291,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<
                 .separated_by(p(P::Dot))
                 .at_least(1)
                 .collect::<Vec<_>>()
+                .map(fitted)
                 .map_with(|path, e| Pattern::Path(path, e.span())),
             string_lit(names, expr.clone()).map(Pattern::Literal),
             select! {
@@ -290,6 +304,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<
             .separated_by(p(P::Pipe))
             .at_least(1)
             .collect::<Vec<_>>()
+            .map(fitted)
             .then_ignore(p(P::FatArrow))
             .then(expr.clone())
             .map(|(patterns, body)| MatchArm { patterns, body });
@@ -299,6 +314,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<
                 arm.separated_by(seps())
                     .allow_trailing()
                     .collect::<Vec<_>>()
+                    .map(fitted)
                     .delimited_by(p(P::LBrace), p(P::RBrace))
                     .recover_with(via_parser(nested_delimiters(
                         Tok::P(P::LBrace),
@@ -374,6 +390,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<
             .separated_by(p(P::Comma))
             .allow_trailing()
             .collect::<Vec<_>>()
+            .map(fitted)
             .delimited_by(p(P::LBracket), p(P::RBracket))
             .map_with(|items, e| Expr {
                 kind: ExprKind::List(items),
@@ -394,6 +411,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<
             .separated_by(seps())
             .allow_trailing()
             .collect::<Vec<_>>()
+            .map(fitted)
             .delimited_by(p(P::LBrace), p(P::RBrace))
             .map_with(|fields, e| Expr {
                 kind: ExprKind::Record(fields),
@@ -673,6 +691,7 @@ where
             .allow_leading()
             .allow_trailing()
             .collect::<Vec<_>>()
+            .map(fitted)
             .delimited_by(p(P::LBrace), p(P::RBrace))
             .map_with(|stmts, e| Block {
                 stmts,
@@ -821,6 +840,7 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>
                 .separated_by(p(P::Dot))
                 .at_least(1)
                 .collect::<Vec<_>>()
+                .map(fitted)
                 .map(UseTarget::Std),
         )))
         .then(kw(Kw::As).ignore_then(ident(names)).or_not())
@@ -885,6 +905,7 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>
                 .separated_by(p(P::Comma))
                 .allow_trailing()
                 .collect::<Vec<_>>()
+                .map(fitted)
                 .delimited_by(p(P::LParen), p(P::RParen)),
         )
         .then(p(P::Arrow).ignore_then(ty.clone()).or_not())
@@ -906,6 +927,7 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>
                 .separated_by(seps())
                 .allow_trailing()
                 .collect::<Vec<_>>()
+                .map(fitted)
                 .delimited_by(p(P::LBrace), p(P::RBrace)),
         )
         .map(|(name, variants)| ItemKind::Enum(EnumDecl { name, variants }));
@@ -965,6 +987,7 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>
                 .separated_by(seps())
                 .allow_trailing()
                 .collect::<Vec<_>>()
+                .map(fitted)
                 .delimited_by(p(P::LBrace), p(P::RBrace)),
         )
         .map(|(((name, binder), filter), requires)| {
