@@ -744,7 +744,7 @@ impl Eval<'_> {
             ExprKind::Error => V::Error,
             ExprKind::Paren(x) => self.expr(x),
             ExprKind::Str { parts, .. } => {
-                let mut segs = Vec::new();
+                let mut segs = Vec::with_capacity(parts.len());
                 for p in parts {
                     match p {
                         StrPart::Text(t) => segs.push(Seg::Lit(t.clone())),

@@ -791,16 +791,13 @@ where
     choice((trigger.map(PipeItem::Trigger), stmt.map(PipeItem::Stmt)))
 }
 
-fn split_pipe_items(items: Vec<PipeItem>) -> (Vec<Trigger>, Vec<Stmt>) {
-    let mut triggers = Vec::new();
-    let mut stmts = Vec::with_capacity(items.len());
+fn split_pipe_items(items: Vec<PipeItem>, triggers: &mut Vec<Trigger>, stmts: &mut Vec<Stmt>) {
     for it in items {
         match it {
             PipeItem::Trigger(t) => triggers.push(t),
             PipeItem::Stmt(s) => stmts.push(s),
         }
     }
-    (triggers, stmts)
 }
 
 /// The inside of a pipeline's braces, on its own: a run of statements
@@ -958,7 +955,9 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>
         .then(ident(names))
         .then(braced_items(pipe_item(names, expr.clone(), stmt.clone())))
         .map(|((is_default, name), (items, span))| {
-            let (triggers, stmts) = split_pipe_items(items);
+            let mut triggers = Vec::new();
+            let mut stmts = Vec::with_capacity(items.len());
+            split_pipe_items(items, &mut triggers, &mut stmts);
             ItemKind::Pipeline(PipelineDecl {
                 name,
                 is_default: is_default.is_some(),
@@ -1681,7 +1680,9 @@ where
         .flatten()
         .map(|(its, _)| its.len())
         .sum();
-    let mut items = Vec::with_capacity(count);
+    let pipeline = pipeline_with_body(&mut module, body_span)?;
+    // Each item is moved once, from its group straight into the pipeline.
+    let mut stmts = Vec::with_capacity(count);
     let mut rest = Vec::with_capacity(groups.len());
     for (group, &range) in done.into_iter().zip(groups) {
         // A group that does not parse makes the file unclean: no second try.
@@ -1689,12 +1690,9 @@ where
             Some(result) => result?,
             None => work(range)?,
         };
-        items.extend(its);
+        split_pipe_items(its, &mut pipeline.triggers, &mut stmts);
         rest.push(other);
     }
-    let (triggers, stmts) = split_pipe_items(items);
-    let pipeline = pipeline_with_body(&mut module, body_span)?;
-    pipeline.triggers.extend(triggers);
     pipeline.body.stmts = stmts;
     Some((module, rest))
 }
@@ -1743,7 +1741,12 @@ fn parse_clean(
         let parser = pipe_items::<_, extra::Default>(names);
         let mut items = Vec::new();
         for r in group {
-            items.extend(parse_piece(&parser, tokens, r.clone(), eoi)?);
+            let piece = parse_piece(&parser, tokens, r.clone(), eoi)?;
+            if items.is_empty() {
+                items = piece;
+            } else {
+                items.extend(piece);
+            }
         }
         Some((items, ()))
     };
