@@ -2499,10 +2499,9 @@ impl<'a> Checker<'a> {
             NodeKind::Gate => GATE_FIELDS,
             NodeKind::Approval => APPROVAL_FIELDS,
         };
-        let mut seen: HashMap<&str, Span> = HashMap::default();
         let mut outputs: Vec<(String, Ty)> = Vec::new();
         let mut reports = 0u8;
-        for f in fields {
+        for (i, f) in fields.iter().enumerate() {
             let fname = f.name.name.as_str();
             if !allowed.contains(&fname) {
                 let mut d = self.error(
@@ -2526,7 +2525,13 @@ impl<'a> Checker<'a> {
                 self.expr(&f.value, None);
                 continue;
             }
-            if let Some(prev) = seen.insert(fname, f.name.span) {
+            // A node has a handful of fields: the earlier ones are looked
+            // through rather than kept in a map.
+            if let Some(prev) = fields[..i]
+                .iter()
+                .find(|g| g.name.name == fname)
+                .map(|g| g.name.span)
+            {
                 let file = self.file.clone();
                 let d = self
                     .error(
@@ -2539,7 +2544,6 @@ impl<'a> Checker<'a> {
                 self.err(d);
                 continue;
             }
-            let strs = Ty::List(Box::new(Ty::Str));
             let (expected, rt_ok): (Option<Ty>, bool) = match fname {
                 "run" => (None, true),
                 "image" | "workdir" | "concurrency" | "environment" | "description" => {
@@ -2548,7 +2552,7 @@ impl<'a> Checker<'a> {
                 "timeout" | "backoff" => (Some(Ty::Duration), false),
                 "retries" | "min" => (Some(Ty::Int), false),
                 "allow_failure" | "cache" | "not_author" => (Some(Ty::Bool), false),
-                "labels" | "groups" => (Some(strs), false),
+                "labels" | "groups" => (Some(Ty::List(Box::new(Ty::Str))), false),
                 "when" => (Some(Ty::Bool), true),
                 _ => (None, true),
             };
@@ -2687,7 +2691,7 @@ impl<'a> Checker<'a> {
                 self.err(d);
             }
         }
-        if kind == NodeKind::Step && !seen.contains_key("run") {
+        if kind == NodeKind::Step && !fields.iter().any(|f| f.name.name == "run") {
             let d = self
                 .error(
                     Code::MissingStepField,

@@ -23,11 +23,27 @@ type Err<'src> = extra::Err<Rich<'src, Tok, Span>>;
 /// A list as long as it is. The parser collects lists one element at a
 /// time, and a vector's first allocation has room for four: most lists of
 /// a pipeline (a string's parts, a call's arguments, a record's fields)
-/// have one or two elements, and the spare room was about a third of a
-/// large file's syntax tree.
-fn fitted<T>(mut list: Vec<T>) -> Vec<T> {
-    list.shrink_to_fit();
-    list
+/// have one element, and the spare room was about a third of a large
+/// file's syntax tree. The first element gets room for itself alone; a
+/// longer list grows as usual and gives its spare room back at the end.
+struct Fitted<T>(Vec<T>);
+
+impl<T> FromIterator<T> for Fitted<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let mut iter = iter.into_iter();
+        let mut list = Vec::new();
+        if let Some(first) = iter.next() {
+            list.reserve_exact(1);
+            list.push(first);
+            list.extend(iter);
+            list.shrink_to_fit();
+        }
+        Fitted(list)
+    }
+}
+
+fn fitted<T>(list: Fitted<T>) -> Vec<T> {
+    list.0
 }
 
 /// The parser's extra parameters: rich errors for diagnostics, or none for
@@ -130,14 +146,14 @@ where
         let record = field
             .separated_by(seps())
             .allow_trailing()
-            .collect::<Vec<_>>()
+            .collect::<Fitted<_>>()
             .map(fitted)
             .delimited_by(p(P::LBrace), p(P::RBrace))
             .map_with(|fields, e| TypeExpr::Record(fields, e.span()));
         let named = ident(names)
             .separated_by(p(P::Dot))
             .at_least(1)
-            .collect::<Vec<_>>()
+            .collect::<Fitted<_>>()
             .map(fitted)
             .then(
                 ty.clone()
@@ -185,7 +201,7 @@ where
             .map(StrPart::Interp),
     ));
     select! { Tok::StrStart(multi) => multi }
-        .then(part.repeated().collect::<Vec<_>>().map(fitted))
+        .then(part.repeated().collect::<Fitted<_>>().map(fitted))
         .then_ignore(just(Tok::StrEnd))
         .map_with(|(multi, parts), e| Expr {
             kind: ExprKind::Str { parts, multi },
@@ -206,7 +222,7 @@ where
         .map(|(name, value)| Arg { name, value });
     arg.separated_by(p(P::Comma))
         .allow_trailing()
-        .collect::<Vec<_>>()
+        .collect::<Fitted<_>>()
         .map(fitted)
         .delimited_by(p(P::LParen), p(P::RParen))
         .recover_with(via_parser(nested_delimiters(
@@ -290,7 +306,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<
             ident(names)
                 .separated_by(p(P::Dot))
                 .at_least(1)
-                .collect::<Vec<_>>()
+                .collect::<Fitted<_>>()
                 .map(fitted)
                 .map_with(|path, e| Pattern::Path(path, e.span())),
             string_lit(names, expr.clone()).map(Pattern::Literal),
@@ -303,7 +319,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<
         let arm = pattern
             .separated_by(p(P::Pipe))
             .at_least(1)
-            .collect::<Vec<_>>()
+            .collect::<Fitted<_>>()
             .map(fitted)
             .then_ignore(p(P::FatArrow))
             .then(expr.clone())
@@ -313,7 +329,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<
             .then(
                 arm.separated_by(seps())
                     .allow_trailing()
-                    .collect::<Vec<_>>()
+                    .collect::<Fitted<_>>()
                     .map(fitted)
                     .delimited_by(p(P::LBrace), p(P::RBrace))
                     .recover_with(via_parser(nested_delimiters(
@@ -389,7 +405,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<
             .clone()
             .separated_by(p(P::Comma))
             .allow_trailing()
-            .collect::<Vec<_>>()
+            .collect::<Fitted<_>>()
             .map(fitted)
             .delimited_by(p(P::LBracket), p(P::RBracket))
             .map_with(|items, e| Expr {
@@ -410,7 +426,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<
             .clone()
             .separated_by(seps())
             .allow_trailing()
-            .collect::<Vec<_>>()
+            .collect::<Fitted<_>>()
             .map(fitted)
             .delimited_by(p(P::LBrace), p(P::RBrace))
             .map_with(|fields, e| Expr {
@@ -690,7 +706,7 @@ where
         stmt.separated_by(seps())
             .allow_leading()
             .allow_trailing()
-            .collect::<Vec<_>>()
+            .collect::<Fitted<_>>()
             .map(fitted)
             .delimited_by(p(P::LBrace), p(P::RBrace))
             .map_with(|stmts, e| Block {
@@ -836,7 +852,7 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>
             ident(names)
                 .separated_by(p(P::Dot))
                 .at_least(1)
-                .collect::<Vec<_>>()
+                .collect::<Fitted<_>>()
                 .map(fitted)
                 .map(UseTarget::Std),
         )))
@@ -901,7 +917,7 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>
             fn_param
                 .separated_by(p(P::Comma))
                 .allow_trailing()
-                .collect::<Vec<_>>()
+                .collect::<Fitted<_>>()
                 .map(fitted)
                 .delimited_by(p(P::LParen), p(P::RParen)),
         )
@@ -923,7 +939,7 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>
                 .map(|name| Variant { name, doc: None })
                 .separated_by(seps())
                 .allow_trailing()
-                .collect::<Vec<_>>()
+                .collect::<Fitted<_>>()
                 .map(fitted)
                 .delimited_by(p(P::LBrace), p(P::RBrace)),
         )
@@ -985,7 +1001,7 @@ fn module<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<'src, I>
             require
                 .separated_by(seps())
                 .allow_trailing()
-                .collect::<Vec<_>>()
+                .collect::<Fitted<_>>()
                 .map(fitted)
                 .delimited_by(p(P::LBrace), p(P::RBrace)),
         )
