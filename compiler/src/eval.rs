@@ -1344,6 +1344,7 @@ impl Eval<'_> {
                 }
                 "outputs" => {
                     if let V::Record(fs) = v {
+                        node.outputs.reserve_exact(fs.len());
                         for (k, x) in fs {
                             let o = match x {
                                 V::File { path, .. } => plan::Output {
@@ -1493,15 +1494,23 @@ fn push_interp(segs: &mut Vec<Seg>, v: &V) {
 
 /// Segments of a shell script: interpolated words are quoted.
 fn shell_segments(v: &V) -> Vec<Segment> {
+    let words;
+    let segs = match v {
+        // Most commands are one piece of literal text.
+        V::Str(s) => match s.as_slice() {
+            [Seg::Lit(t) | Seg::Raw(t)] => return vec![Segment::Text(t.clone())],
+            s => s,
+        },
+        other => {
+            words = [Seg::Words(other.words())];
+            &words[..]
+        }
+    };
     let mut out: Vec<Segment> = Vec::new();
     let mut text = String::new();
-    let segs = match v {
-        V::Str(s) => s.clone(),
-        other => vec![Seg::Words(other.words())],
-    };
     for s in segs {
         match s {
-            Seg::Lit(t) | Seg::Raw(t) => text.push_str(&t),
+            Seg::Lit(t) | Seg::Raw(t) => text.push_str(t),
             Seg::Words(w) => text.push_str(
                 &w.iter()
                     .map(|x| plan::shell_quote(x))
@@ -1512,7 +1521,10 @@ fn shell_segments(v: &V) -> Vec<Segment> {
                 if !text.is_empty() {
                     out.push(Segment::Text(std::mem::take(&mut text)));
                 }
-                out.push(Segment::Value { value: c, quote });
+                out.push(Segment::Value {
+                    value: c.clone(),
+                    quote: *quote,
+                });
             }
             Seg::Dep(_) => {}
         }
@@ -1526,6 +1538,11 @@ fn shell_segments(v: &V) -> Vec<Segment> {
 
 /// Segments of plain text (argv words, env values): nothing is quoted.
 fn text_segments(v: &V) -> Vec<Segment> {
+    if let V::Str(s) = v
+        && let [Seg::Lit(t) | Seg::Raw(t)] = s.as_slice()
+    {
+        return vec![Segment::Text(t.clone())];
+    }
     let mut out: Vec<Segment> = Vec::new();
     let mut text = String::new();
     match v {
