@@ -1052,7 +1052,13 @@ pub fn parse_tokens(
     // Fast path: most files parse cleanly, and a parse without error
     // tracking is several times faster. Only a file with errors is parsed
     // again with rich errors for its diagnostics.
-    if let Some(m) = parse_clean(tokens, names, eoi, PARALLEL_MIN_TOKENS, parallelism()) {
+    let pieces = match parallelism() {
+        1 => 1,
+        // More pieces than threads: each thread takes the next piece when
+        // it is done with one, and they finish at about the same time.
+        n => n * PIECES_PER_THREAD,
+    };
+    if let Some(m) = parse_clean(tokens, names, eoi, PARALLEL_MIN_TOKENS, pieces) {
         return (m, Vec::new(), Recycle::default());
     }
     let input = tokens.split_token_span(eoi);
@@ -1641,9 +1647,11 @@ where
 }
 
 /// Parses a file whose pipeline body `open..close` is done in `groups` of
-/// pieces by `work`, one group per thread (the first on this one, beside
-/// the file's outline: the file with that body emptied). The groups' items
-/// are put into the body in order; each group's other result is returned.
+/// pieces by `work`, beside the file's outline (the file with that body
+/// emptied), which this thread parses first. The threads take the groups
+/// in turn from a shared counter, so one that is slower (a new thread's
+/// first allocations are fresh memory) takes fewer. The groups' items are
+/// put into the body in order; each group's other result is returned.
 /// `None` when the outline or any group has an error.
 fn parse_around_body<T, G, W>(
     tokens: &[(Tok, Span)],
@@ -1658,38 +1666,68 @@ where
     G: Send,
     W: Fn(&[T]) -> Option<(Vec<PipeItem>, G)> + Sync,
 {
+    use std::sync::atomic::Ordering::Relaxed;
     let mut outline = Vec::with_capacity(tokens.len() - (close - open) + 1);
     outline.extend_from_slice(&tokens[..=open]);
     outline.extend_from_slice(&tokens[close..]);
     let body_span = tokens[open].1.to(tokens[close].1);
-    // Each group: `Some(result)` from its thread, `None` when the thread
-    // could not start or panicked (then it is done here).
-    let (module, done) = std::thread::scope(|scope| {
-        let workers: Vec<_> = groups
-            .iter()
-            .skip(1)
-            .map(|&group| {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    // Takes groups until none is left or one has an error.
+    let take = || {
+        let mut done = Vec::new();
+        while !failed.load(Relaxed) {
+            let i = next.fetch_add(1, Relaxed);
+            let Some(&group) = groups.get(i) else { break };
+            let result = work(group);
+            if result.is_none() {
+                failed.store(true, Relaxed);
+            }
+            done.push((i, result));
+        }
+        done
+    };
+    let (module, taken) = std::thread::scope(|scope| {
+        let helpers = parallelism().min(groups.len()).saturating_sub(1);
+        let workers: Vec<_> = (0..helpers)
+            .map(|_| {
                 std::thread::Builder::new()
                     .stack_size(crate::LARGE_STACK)
-                    .spawn_scoped(scope, move || work(group))
+                    .spawn_scoped(scope, &take)
             })
             .collect();
-        // The outline first: when it has an error, this thread's group is
-        // not done at all (an editor's parse then takes no spare trees).
+        // The outline first: when it has an error, this thread takes no
+        // group (an editor's parse, whose one group is this thread's, then
+        // takes no spare trees).
         let module = module::<_, extra::Default>(names, true)
             .parse(outline.split_token_span(eoi))
             .into_result()
             .ok();
-        let first = module
-            .as_ref()
-            .and_then(|_| groups.first().map(|&g| work(g)));
-        let mut done = vec![first];
-        for w in workers {
-            done.push(w.ok().and_then(|h| h.join().ok()));
+        let mut taken = Vec::new();
+        if module.is_some() {
+            taken = take();
+        } else {
+            failed.store(true, Relaxed);
         }
-        (module, done)
+        for w in workers {
+            // A thread that could not start or panicked: its groups are
+            // done below.
+            if let Ok(Ok(more)) = w.map(std::thread::ScopedJoinHandle::join) {
+                taken.extend(more);
+            }
+        }
+        (module, taken)
     });
     let mut module = module?;
+    let mut done: Vec<Option<Option<(Vec<PipeItem>, G)>>> =
+        std::iter::repeat_with(|| None).take(groups.len()).collect();
+    for (i, result) in taken {
+        done[i] = Some(result);
+    }
+    // A group that does not parse makes the file unclean: no second try.
+    if done.iter().any(|d| matches!(d, Some(None))) {
+        return None;
+    }
     let count: usize = done
         .iter()
         .flatten()
@@ -1701,7 +1739,6 @@ where
     let mut stmts = Vec::with_capacity(count);
     let mut rest = Vec::with_capacity(groups.len());
     for (group, &range) in done.into_iter().zip(groups) {
-        // A group that does not parse makes the file unclean: no second try.
         let (its, other) = match group {
             Some(result) => result?,
             None => work(range)?,
@@ -1725,6 +1762,9 @@ impl super::shift::Shift for PipeItem {
 /// Pipelines with fewer tokens than this in their body are parsed whole,
 /// with no pieces reused: they parse in a few milliseconds.
 const REUSE_MIN_TOKENS: usize = 2_000;
+
+/// How many pieces a large pipeline body is cut into per thread.
+const PIECES_PER_THREAD: usize = 4;
 
 /// Pipelines with fewer tokens than this in their body are parsed on the
 /// calling thread alone.
