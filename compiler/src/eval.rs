@@ -200,7 +200,7 @@ struct Eval<'a> {
     params: HashMap<String, V>,
     nodes: Vec<Node>,
     node_names: HashMap<String, usize>,
-    ids: BTreeSet<String>,
+    ids: rustc_hash::FxHashSet<String>,
     barriers: Vec<usize>,
     stage: Option<String>,
     rollback_for: Option<String>,
@@ -321,6 +321,8 @@ fn evaluate_with(
     // Most statements of a pipeline make a node: room for them up front,
     // rather than copying the nodes each time the list doubles.
     ev.nodes.reserve(decl.body.stmts.len());
+    ev.ids.reserve(decl.body.stmts.len());
+    ev.node_names.reserve(decl.body.stmts.len());
     let params_json = ev.bind_params(file, &input.params);
     if ev.failed {
         diags.append(&mut ev.diags);
@@ -390,7 +392,7 @@ impl<'a> Eval<'a> {
             params: HashMap::default(),
             nodes: Vec::new(),
             node_names: HashMap::default(),
-            ids: BTreeSet::new(),
+            ids: rustc_hash::FxHashSet::default(),
             barriers: Vec::new(),
             stage: None,
             rollback_for: None,
