@@ -1698,15 +1698,15 @@ pub fn parse_param_value(
                     _ => Err("expected `true` or `false`".to_owned()),
                 },
                 "duration" => match lit() {
-                    Some(Tok::Duration(d)) => Ok(V::Duration(d)),
+                    Some(Tok::Duration(d)) => Ok(V::Duration(d.get())),
                     _ => Err("expected a duration, such as `90s` or `1h30m`".to_owned()),
                 },
                 "size" => match lit() {
-                    Some(Tok::Size(d)) => Ok(V::Size(d)),
+                    Some(Tok::Size(d)) => Ok(V::Size(d.get())),
                     _ => Err("expected a size, such as `512MiB`".to_owned()),
                 },
                 "percent" => match lit() {
-                    Some(Tok::Percent(d)) => Ok(V::Percent(d)),
+                    Some(Tok::Percent(d)) => Ok(V::Percent(d.signed())),
                     _ => Err("expected a percentage, such as `80%`".to_owned()),
                 },
                 other => {

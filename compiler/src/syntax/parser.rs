@@ -311,7 +311,7 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<
                 .map_with(|path, e| Pattern::Path(path, e.span())),
             string_lit(names, expr.clone()).map(Pattern::Literal),
             select! {
-                Tok::Int(i) = e => Pattern::Literal(Expr { kind: ExprKind::Int(i), span: e.span() }),
+                Tok::Int(i) = e => Pattern::Literal(Expr { kind: ExprKind::Int(i.signed()), span: e.span() }),
                 Tok::Kw(Kw::True) = e => Pattern::Literal(Expr { kind: ExprKind::Bool(true), span: e.span() }),
                 Tok::Kw(Kw::False) = e => Pattern::Literal(Expr { kind: ExprKind::Bool(false), span: e.span() }),
             },
@@ -452,10 +452,10 @@ fn expr_and_block<'src, I: ValueInput<'src, Token = Tok, Span = Span>, X: Extra<
             )));
 
         let literal = select! {
-            Tok::Int(i) => ExprKind::Int(i),
-            Tok::Duration(d) => ExprKind::Duration(d),
-            Tok::Size(s) => ExprKind::Size(s),
-            Tok::Percent(x) => ExprKind::Percent(x),
+            Tok::Int(i) => ExprKind::Int(i.signed()),
+            Tok::Duration(d) => ExprKind::Duration(d.get()),
+            Tok::Size(s) => ExprKind::Size(s.get()),
+            Tok::Percent(x) => ExprKind::Percent(x.signed()),
             Tok::Kw(Kw::True) => ExprKind::Bool(true),
             Tok::Kw(Kw::False) => ExprKind::Bool(false),
             Tok::Kw(Kw::None) => ExprKind::None,
