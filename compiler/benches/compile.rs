@@ -183,8 +183,74 @@ fn edits(n: usize) {
     );
 }
 
+/// `--binaries N WEIR...`: `weir check`, `weir plan` and `weir plan
+/// --json` of each given binary on an `N`-step pipeline, taking turns run
+/// by run (the order reversed every round) so that every binary sees the
+/// same phases of a machine whose speed drifts. Prints the median and the
+/// 10th and 90th percentiles of the wall time, process start included.
+fn binaries(n: usize, exes: &[String]) {
+    const ROUNDS: usize = 40;
+    let dir = std::env::temp_dir().join(format!("weir-bench-binaries-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("gen.weir"), weir_compiler::generated::pipeline(n)).expect("write");
+    let commands: [&[&str]; 3] = [&["check"], &["plan"], &["plan", "--json"]];
+    let runs: Vec<(&String, &[&str])> = exes
+        .iter()
+        .flat_map(|e| commands.iter().map(move |c| (e, *c)))
+        .collect();
+    let time = |(exe, args): &(&String, &[&str])| {
+        let t = Instant::now();
+        let status = std::process::Command::new(exe)
+            .args(args.iter())
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run weir");
+        assert!(status.success(), "{exe} {args:?}: {status}");
+        t.elapsed()
+    };
+    let mut times = vec![Vec::new(); runs.len()];
+    for r in &runs {
+        time(r);
+    }
+    for round in 0..ROUNDS {
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..runs.len()).collect()
+        } else {
+            (0..runs.len()).rev().collect()
+        };
+        for i in order {
+            times[i].push(time(&runs[i]));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    for ((exe, args), mut t) in runs.iter().zip(times) {
+        t.sort();
+        let at = |q: f64| t[((t.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
+        println!(
+            "{n} steps, {exe} {}: median {:.1} ms, p10 {:.1} ms, p90 {:.1} ms ({ROUNDS} runs)",
+            args.join(" "),
+            at(0.5),
+            at(0.1),
+            at(0.9)
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(pos) = args.iter().position(|a| a == "--binaries") {
+        let n: usize = args[pos + 1].parse().expect("size");
+        let exes: Vec<String> = args[pos + 2..]
+            .iter()
+            .filter(|a| !a.starts_with("--"))
+            .cloned()
+            .collect();
+        assert!(!exes.is_empty(), "give the weir binaries to compare");
+        binaries(n, &exes);
+        return;
+    }
     if let Some(pos) = args.iter().position(|a| a == "--edit") {
         let n: usize = args[pos + 1].parse().expect("size");
         weir_compiler::with_large_stack(move || edits(n));

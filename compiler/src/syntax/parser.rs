@@ -1646,6 +1646,9 @@ where
         .ok()
 }
 
+/// A group's items and other result, `None` when it has an error.
+type GroupResult<G> = Option<(Vec<PipeItem>, G)>;
+
 /// Parses a file whose pipeline body `open..close` is done in `groups` of
 /// pieces by `work`, beside the file's outline (the file with that body
 /// emptied), which this thread parses first. The threads take the groups
@@ -1693,7 +1696,7 @@ where
             .map(|_| {
                 std::thread::Builder::new()
                     .stack_size(crate::LARGE_STACK)
-                    .spawn_scoped(scope, &take)
+                    .spawn_scoped(scope, take)
             })
             .collect();
         // The outline first: when it has an error, this thread takes no
@@ -1719,7 +1722,8 @@ where
         (module, taken)
     });
     let mut module = module?;
-    let mut done: Vec<Option<Option<(Vec<PipeItem>, G)>>> =
+    // For each group, its result once a thread has taken it.
+    let mut done: Vec<Option<GroupResult<G>>> =
         std::iter::repeat_with(|| None).take(groups.len()).collect();
     for (i, result) in taken {
         done[i] = Some(result);
