@@ -187,9 +187,15 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<project::Project, ExitCode> {
     })
 }
 
-fn print_diags(diags: &[Diagnostic], sources: &BTreeMap<String, String>, format: Format) {
+/// Prints diagnostics: as JSON on standard output, or rendered on standard
+/// error. Returns the exit code of a failed write of the JSON.
+fn print_diags(
+    diags: &[Diagnostic],
+    sources: &BTreeMap<String, String>,
+    format: Format,
+) -> Option<ExitCode> {
     match format {
-        Format::Json => println!("{}", to_json(diags, sources)),
+        Format::Json => write_stdout(|out| writeln!(out, "{}", to_json(diags, sources))).err(),
         Format::Human => {
             let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
                 && std::env::var_os("NO_COLOR").is_none();
@@ -213,6 +219,7 @@ fn print_diags(diags: &[Diagnostic], sources: &BTreeMap<String, String>, format:
                     }
                 );
             }
+            None
         }
     }
 }
@@ -230,7 +237,9 @@ fn run(cli: Cli) -> ExitCode {
             diags.extend(session.check());
             dispose(session, Dispose::AtExit);
             weir_compiler::diagnostics::sort(&mut diags);
-            print_diags(&diags, &project.files, format);
+            if let Some(code) = print_diags(&diags, &project.files, format) {
+                return code;
+            }
             if diags.iter().any(Diagnostic::is_error) {
                 ExitCode::from(1)
             } else {
@@ -274,10 +283,7 @@ fn run(cli: Cli) -> ExitCode {
         },
         Cmd::Fmt { paths, check } => fmt_cmd(&paths, check),
         Cmd::Explain { code } => match Code::parse(&code) {
-            Some(c) => {
-                print!("{}", c.docs());
-                ExitCode::SUCCESS
-            }
+            Some(c) => to_stdout(|out| out.write_all(c.docs().as_bytes())),
             None => {
                 let all: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
                 let hint =
@@ -410,7 +416,9 @@ fn plan_from(
     all.append(&mut diags);
     if !all.is_empty() {
         HAD_DIAGNOSTICS.store(true, std::sync::atomic::Ordering::Relaxed);
-        print_diags(&all, &project.files, args.format);
+        if let Some(code) = print_diags(&all, &project.files, args.format) {
+            return Err(code);
+        }
     }
     match plan {
         Some(p) if !all.iter().any(Diagnostic::is_error) => Ok(p),
@@ -418,19 +426,26 @@ fn plan_from(
     }
 }
 
-type Stdout<'a> = std::io::BufWriter<std::io::StdoutLock<'a>>;
+pub(crate) type Stdout<'a> = std::io::BufWriter<std::io::StdoutLock<'a>>;
 
 /// Writes a command's output to standard output through one buffer. A
 /// reader that stops early (`weir plan --json | head`) ends the command
 /// quietly, as it does for other Unix tools; any other write error is
-/// reported with exit code 2.
-fn to_stdout(write: impl FnOnce(&mut Stdout<'_>) -> std::io::Result<()>) -> ExitCode {
+/// reported, and is the command's exit code 2.
+pub(crate) fn write_stdout(
+    write: impl FnOnce(&mut Stdout<'_>) -> std::io::Result<()>,
+) -> Result<(), ExitCode> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     match write(&mut out).and_then(|()| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => io_error(format!("cannot write the output: {e}"), None),
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(io_error(format!("cannot write the output: {e}"), None)),
     }
+}
+
+/// [`write_stdout`] as a command's exit code.
+pub(crate) fn to_stdout(write: impl FnOnce(&mut Stdout<'_>) -> std::io::Result<()>) -> ExitCode {
+    write_stdout(write).err().unwrap_or(ExitCode::SUCCESS)
 }
 
 fn write_summary(plan: &weir_compiler::plan::Plan, out: &mut Stdout<'_>) -> std::io::Result<()> {
@@ -480,15 +495,21 @@ fn fmt_cmd(paths: &[PathBuf], check: bool) -> ExitCode {
         }
     }
     if !diags.is_empty() {
-        print_diags(&diags, &project.files, Format::Human);
+        // Rendered on standard error: no write of it can fail the command.
+        let _ = print_diags(&diags, &project.files, Format::Human);
         return ExitCode::from(1);
     }
-    for c in &changed {
-        if check {
-            println!("would reformat {c}");
-        } else {
-            println!("formatted {c}");
+    if let Err(code) = write_stdout(|out| {
+        for c in &changed {
+            if check {
+                writeln!(out, "would reformat {c}")?;
+            } else {
+                writeln!(out, "formatted {c}")?;
+            }
         }
+        Ok(())
+    }) {
+        return code;
     }
     if check && !changed.is_empty() {
         ExitCode::from(1)
@@ -528,7 +549,11 @@ fn init(dir: Option<PathBuf>) -> ExitCode {
     if let Err(e) = fs::write_atomic(&path, STARTER.as_bytes()) {
         return io_error(format!("cannot write `{}`: {e}", path.display()), None);
     }
-    println!("created {}", path.display());
-    println!("next: `weir check` to type-check it, `weir plan` to see its DAG");
-    ExitCode::SUCCESS
+    to_stdout(|out| {
+        writeln!(out, "created {}", path.display())?;
+        writeln!(
+            out,
+            "next: `weir check` to type-check it, `weir plan` to see its DAG"
+        )
+    })
 }

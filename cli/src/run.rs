@@ -2,6 +2,7 @@
 
 use crate::{PlanArgs, io_error};
 use clap::{Args, Subcommand, ValueEnum};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -308,16 +309,16 @@ pub fn runs(cmd: Option<RunsCmd>, limit: usize) -> ExitCode {
     };
     match cmd {
         None => match h.runs(limit) {
-            Ok(rows) => {
+            Ok(rows) => crate::to_stdout(|out| {
                 for r in rows {
                     let dur = r
                         .finished_at
                         .map(|f| weir_runtime::events::human_ms((f - r.started_at).max(0) as u64))
                         .unwrap_or_default();
-                    println!("{}  {:<12} {:<12} {}", r.id, r.status, r.pipeline, dur);
+                    writeln!(out, "{}  {:<12} {:<12} {}", r.id, r.status, r.pipeline, dur)?;
                 }
-                ExitCode::SUCCESS
-            }
+                Ok(())
+            }),
             Err(e) => io_error(e, None),
         },
         Some(RunsCmd::Show { id }) => {
@@ -331,40 +332,45 @@ pub fn runs(cmd: Option<RunsCmd>, limit: usize) -> ExitCode {
                 }
                 Err(e) => return io_error(e, None),
             };
-            println!("run {} of `{}`: {}", run.id, run.pipeline, run.status);
-            if let Some(p) = &run.resumed_from {
-                println!("resumed from {p}");
-            }
-            for st in h.steps(&run.id).unwrap_or_default() {
-                println!(
-                    "  {:<30} {:<14} {:>8} attempts={} {}{}",
-                    st.name,
-                    st.status,
-                    weir_runtime::events::human_ms(st.duration_ms.max(0) as u64),
-                    st.attempts,
-                    if st.cached { "cached " } else { "" },
-                    st.message.map(|m| format!("— {m}")).unwrap_or_default()
-                );
-            }
-            for g in h.gates(&run.id).unwrap_or_default() {
-                println!(
-                    "  gate {} {} {} {}",
-                    g.node,
-                    if g.passed { "passed" } else { "failed" },
-                    g.message.unwrap_or_default(),
-                    g.values
-                );
-            }
-            for a in h.approvals(&run.id).unwrap_or_default() {
-                println!(
-                    "  approval {} {} by {} {}",
-                    a.node,
-                    if a.approved { "granted" } else { "refused" },
-                    a.approver,
-                    a.message.unwrap_or_default()
-                );
-            }
-            ExitCode::SUCCESS
+            crate::to_stdout(|out| {
+                writeln!(out, "run {} of `{}`: {}", run.id, run.pipeline, run.status)?;
+                if let Some(p) = &run.resumed_from {
+                    writeln!(out, "resumed from {p}")?;
+                }
+                for st in h.steps(&run.id).unwrap_or_default() {
+                    writeln!(
+                        out,
+                        "  {:<30} {:<14} {:>8} attempts={} {}{}",
+                        st.name,
+                        st.status,
+                        weir_runtime::events::human_ms(st.duration_ms.max(0) as u64),
+                        st.attempts,
+                        if st.cached { "cached " } else { "" },
+                        st.message.map(|m| format!("— {m}")).unwrap_or_default()
+                    )?;
+                }
+                for g in h.gates(&run.id).unwrap_or_default() {
+                    writeln!(
+                        out,
+                        "  gate {} {} {} {}",
+                        g.node,
+                        if g.passed { "passed" } else { "failed" },
+                        g.message.unwrap_or_default(),
+                        g.values
+                    )?;
+                }
+                for a in h.approvals(&run.id).unwrap_or_default() {
+                    writeln!(
+                        out,
+                        "  approval {} {} by {} {}",
+                        a.node,
+                        if a.approved { "granted" } else { "refused" },
+                        a.approver,
+                        a.message.unwrap_or_default()
+                    )?;
+                }
+                Ok(())
+            })
         }
     }
 }
@@ -399,14 +405,16 @@ pub fn cache(cmd: CacheCmd) -> ExitCode {
     match cmd {
         CacheCmd::Stats => {
             let s = cache.stats();
-            println!(
-                "cache {}: {} actions, {} blobs, {} bytes",
-                cache.root().display(),
-                s.actions,
-                s.blobs,
-                s.bytes
-            );
-            ExitCode::SUCCESS
+            crate::to_stdout(|out| {
+                writeln!(
+                    out,
+                    "cache {}: {} actions, {} blobs, {} bytes",
+                    cache.root().display(),
+                    s.actions,
+                    s.blobs,
+                    s.bytes
+                )
+            })
         }
         CacheCmd::Gc { max_size } => {
             let Some(max) = parse_size(&max_size) else {
@@ -416,13 +424,13 @@ pub fn cache(cmd: CacheCmd) -> ExitCode {
                 );
             };
             match cache.gc(max, std::time::Duration::from_secs(600)) {
-                Ok(s) => {
-                    println!(
+                Ok(s) => crate::to_stdout(|out| {
+                    writeln!(
+                        out,
                         "cache now holds {} actions, {} blobs, {} bytes",
                         s.actions, s.blobs, s.bytes
-                    );
-                    ExitCode::SUCCESS
-                }
+                    )
+                }),
                 Err(e) => io_error(format!("cannot collect the cache: {e}"), None),
             }
         }

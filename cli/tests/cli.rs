@@ -41,6 +41,25 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// A temporary project of one file, `ci.weir`.
+fn project(name: &str, src: &str) -> PathBuf {
+    let d = tmp(name);
+    std::fs::write(d.join("ci.weir"), src).unwrap();
+    d
+}
+
+/// `weir ARGS` in `dir`, its standard output and error piped to this test.
+fn spawn_piped(args: &[&str], dir: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 const CTX: &[&str] = &[
     "--git-branch",
     "main",
@@ -340,12 +359,10 @@ fn mutated_examples_give_diagnostics_never_panics() {
 
 #[test]
 fn plan_reads_the_branch_and_commit_from_git_unless_given() {
-    let d = tmp("git-context");
-    std::fs::write(
-        d.join("ci.weir"),
+    let d = project(
+        "git-context",
         "pipeline ci {\n  step \"hi\" { run: \"echo ${git.branch}\" }\n}\n",
-    )
-    .unwrap();
+    );
     let git = |args: &[&str]| {
         let out = Command::new("git")
             .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
@@ -396,23 +413,10 @@ fn plan_reads_the_branch_and_commit_from_git_unless_given() {
 #[test]
 fn output_cut_short_by_the_reader_ends_quietly_and_a_full_disk_is_an_error() {
     use std::io::Read;
-    use std::process::Stdio;
-    let dir = tmp("closed-pipe");
-    std::fs::write(
-        dir.join("big.weir"),
-        weir_compiler::generated::pipeline(2000),
-    )
-    .unwrap();
+    let dir = project("closed-pipe", &weir_compiler::generated::pipeline(2000));
     // `weir plan --json | head -c 100`: the reader goes away after a few
     // bytes of a plan far larger than the pipe's buffer.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["plan", "--json"])
-        .current_dir(&dir)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(&["plan", "--json"], &dir);
     let mut head = [0u8; 100];
     child.stdout.take().unwrap().read_exact(&mut head).unwrap();
     assert!(head.starts_with(b"{"));
@@ -436,4 +440,28 @@ fn output_cut_short_by_the_reader_ends_quietly_and_a_full_disk_is_an_error() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("cannot write the output"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Every command that writes to standard output ends quietly when its
+/// reader goes away, not with a panic.
+#[test]
+fn commands_end_quietly_when_the_reader_of_their_output_is_gone() {
+    let dir = project(
+        "closed-reader",
+        "pipeline ci {\n  step \"a\" { run: 42 }\n}\n",
+    );
+    for args in [
+        &["explain", "E0101"][..],
+        &["check", "--format", "json"][..],
+        &["plan", "--format", "json"][..],
+    ] {
+        // A reader that is gone before the first write: stdout is a pipe
+        // whose other end is closed.
+        let mut child = spawn_piped(args, &dir);
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {stderr}");
+    }
 }

@@ -210,6 +210,10 @@ pub struct Reuse<'a> {
 
 const MAX_CHECK_DEPTH: usize = 2000;
 
+/// A step, gate or approval with at most this many fields finds a repeated
+/// field by looking through the earlier ones; one with more uses a map.
+const FIELDS_SCANNED: usize = 32;
+
 /// Type-checks every module of the program. With `references`, also
 /// returns every use and definition of a name, for the editor.
 pub fn check_program(
@@ -2501,6 +2505,7 @@ impl<'a> Checker<'a> {
         };
         let mut outputs: Vec<(String, Ty)> = Vec::new();
         let mut reports = 0u8;
+        let mut many_seen: HashMap<&str, Span> = HashMap::default();
         for (i, f) in fields.iter().enumerate() {
             let fname = f.name.name.as_str();
             if !allowed.contains(&fname) {
@@ -2526,12 +2531,23 @@ impl<'a> Checker<'a> {
                 continue;
             }
             // A node has a handful of fields: the earlier ones are looked
-            // through rather than kept in a map.
-            if let Some(prev) = fields[..i]
-                .iter()
-                .find(|g| g.name.name == fname)
-                .map(|g| g.name.span)
-            {
+            // through. Past a few dozen (a generated or hostile file), they
+            // are kept in a map, so the check stays linear.
+            let prev = if fields.len() <= FIELDS_SCANNED {
+                fields[..i]
+                    .iter()
+                    .find(|g| g.name.name == fname)
+                    .map(|g| g.name.span)
+            } else {
+                match many_seen.entry(fname) {
+                    std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(f.name.span);
+                        None
+                    }
+                }
+            };
+            if let Some(prev) = prev {
                 let file = self.file.clone();
                 let d = self
                     .error(

@@ -62,3 +62,37 @@ fn unterminated_string_is_one_diagnostic() {
         "{d:?}"
     );
 }
+
+/// A field given again points at its first occurrence, whether the step
+/// has a few fields (looked through) or many (kept in a map).
+#[test]
+fn a_repeated_step_field_points_at_its_first_occurrence_however_many_fields() {
+    for unknown in [0usize, 3, 40, 2_000] {
+        let mut body = String::from("run: \"a\"\n");
+        for i in 0..unknown {
+            body.push_str(&format!("    extra_{i}: 1\n"));
+        }
+        body.push_str("    run: \"b\"\n    run: \"c\"\n");
+        let src = format!("pipeline ci {{\n  step \"s\" {{\n    {body}  }}\n}}\n");
+        let mut files = BTreeMap::new();
+        files.insert("ci.weir".to_owned(), src.clone());
+        let diags = weir_compiler::check(&files);
+        let dups: Vec<_> = diags
+            .iter()
+            .filter(|d| d.code == Code::DuplicateField)
+            .collect();
+        assert_eq!(dups.len(), 2, "{unknown} unknown fields");
+        let first = src.find("run: \"a\"").unwrap() as u32;
+        for d in dups {
+            let earlier = d.labels.iter().map(|l| l.span.start).collect::<Vec<_>>();
+            assert_eq!(earlier, [first], "{unknown} unknown fields: {d:?}");
+        }
+        assert_eq!(
+            diags
+                .iter()
+                .filter(|d| d.code == Code::UnknownStepField)
+                .count(),
+            unknown
+        );
+    }
+}

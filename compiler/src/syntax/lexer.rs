@@ -558,8 +558,8 @@ impl<'a> Lexer<'a> {
             out: Lexed {
                 // A token for every three bytes: more than there are in
                 // a typical pipeline (one for every four), so the list is
-                // not copied as it grows. Room never written to costs no
-                // memory.
+                // not copied as it grows. For a large file, pages of the
+                // room that are never written are never touched.
                 tokens: Vec::with_capacity(room / 3),
                 strings: String::with_capacity(room / 2),
                 comments: Vec::new(),

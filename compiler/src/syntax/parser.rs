@@ -1775,8 +1775,9 @@ const PIECES_PER_THREAD: usize = 4;
 const PARALLEL_MIN_TOKENS: usize = 40_000;
 
 /// The module, if the tokens parse without any error. A pipeline body of
-/// more than `split_min` tokens is cut between statements into `n` pieces
-/// parsed on as many threads; the result is the same tree as one parse.
+/// more than `split_min` tokens is cut between statements into `n` pieces,
+/// which the threads take in turn; the result is the same tree as one
+/// parse.
 fn parse_clean(
     tokens: &[(Tok, Span)],
     names: &str,
