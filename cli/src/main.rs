@@ -253,7 +253,7 @@ fn run(cli: Cli) -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Cmd::Plan { args, json } => match make_plan(&args, Dispose::AtExit) {
+        Cmd::Plan { args, json } => match make_plan(&args) {
             Ok(plan) => {
                 let code = if json {
                     to_stdout(|out| plan.write_json(out))
@@ -265,7 +265,7 @@ fn run(cli: Cli) -> ExitCode {
             }
             Err(code) => code,
         },
-        Cmd::Graph { args, graph_format } => match make_plan(&args, Dispose::AtExit) {
+        Cmd::Graph { args, graph_format } => match make_plan(&args) {
             Ok(plan) => {
                 let code = to_stdout(|out| {
                     out.write_all(
@@ -367,8 +367,9 @@ fn read_context(args: &PlanArgs) -> Context {
 pub(crate) static HAD_DIAGNOSTICS: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
-fn make_plan(args: &PlanArgs, session: Dispose) -> Result<weir_compiler::plan::Plan, ExitCode> {
-    plan_from(args, &load(&args.paths)?, session)
+/// The plan of a one-shot command (`plan`, `graph`), which exits after it.
+fn make_plan(args: &PlanArgs) -> Result<weir_compiler::plan::Plan, ExitCode> {
+    plan_from(args, &load(&args.paths)?, Dispose::AtExit)
 }
 
 fn plan_from(

@@ -1496,81 +1496,55 @@ fn push_interp(segs: &mut Vec<Seg>, v: &V) {
 
 /// Segments of a shell script: interpolated words are quoted.
 fn shell_segments(v: &V) -> Vec<Segment> {
-    let words;
-    let segs = match v {
-        // Most commands are one piece of literal text.
-        V::Str(s) => match s.as_slice() {
-            [Seg::Lit(t) | Seg::Raw(t)] => return vec![Segment::Text(t.clone())],
-            s => s,
-        },
-        other => {
-            words = [Seg::Words(other.words())];
-            &words[..]
-        }
-    };
+    match v {
+        V::Str(segs) => segments(segs, true),
+        other => segments(&[Seg::Words(other.words())], true),
+    }
+}
+
+/// Segments of plain text (argv words, env values): nothing is quoted.
+fn text_segments(v: &V) -> Vec<Segment> {
+    match v {
+        V::Str(segs) => segments(segs, false),
+        V::Rt(c) => vec![Segment::Value {
+            value: c.clone(),
+            quote: false,
+        }],
+        other => vec![Segment::Text(other.plain())],
+    }
+}
+
+/// The plan's segments of a text: literal runs joined, run-time values
+/// apart. In a shell script (`shell`), interpolated words are quoted and a
+/// run-time value keeps its quoting; in plain text nothing is quoted.
+fn segments(segs: &[Seg], shell: bool) -> Vec<Segment> {
+    // Most texts are one piece of literal text.
+    if let [Seg::Lit(t) | Seg::Raw(t)] = segs {
+        return vec![Segment::Text(t.clone())];
+    }
     let mut out: Vec<Segment> = Vec::new();
     let mut text = String::new();
     for s in segs {
         match s {
             Seg::Lit(t) | Seg::Raw(t) => text.push_str(t),
-            Seg::Words(w) => text.push_str(
+            Seg::Words(w) if shell => text.push_str(
                 &w.iter()
                     .map(|x| plan::shell_quote(x))
                     .collect::<Vec<_>>()
                     .join(" "),
             ),
+            Seg::Words(w) => text.push_str(&w.join(" ")),
             Seg::Rt(c, quote) => {
                 if !text.is_empty() {
                     out.push(Segment::Text(std::mem::take(&mut text)));
                 }
                 out.push(Segment::Value {
                     value: c.clone(),
-                    quote: *quote,
+                    quote: shell && *quote,
                 });
             }
             Seg::Dep(_) => {}
         }
-    }
-    if !text.is_empty() || out.is_empty() {
-        out.push(Segment::Text(text));
-    }
-    out.shrink_to_fit();
-    out
-}
-
-/// Segments of plain text (argv words, env values): nothing is quoted.
-fn text_segments(v: &V) -> Vec<Segment> {
-    if let V::Str(s) = v
-        && let [Seg::Lit(t) | Seg::Raw(t)] = s.as_slice()
-    {
-        return vec![Segment::Text(t.clone())];
-    }
-    let mut out: Vec<Segment> = Vec::new();
-    let mut text = String::new();
-    match v {
-        V::Str(segs) => {
-            for s in segs {
-                match s {
-                    Seg::Lit(t) | Seg::Raw(t) => text.push_str(t),
-                    Seg::Words(w) => text.push_str(&w.join(" ")),
-                    Seg::Rt(c, _) => {
-                        if !text.is_empty() {
-                            out.push(Segment::Text(std::mem::take(&mut text)));
-                        }
-                        out.push(Segment::Value {
-                            value: c.clone(),
-                            quote: false,
-                        });
-                    }
-                    Seg::Dep(_) => {}
-                }
-            }
-        }
-        V::Rt(c) => out.push(Segment::Value {
-            value: c.clone(),
-            quote: false,
-        }),
-        other => text = other.plain(),
     }
     if !text.is_empty() || out.is_empty() {
         out.push(Segment::Text(text));

@@ -22,16 +22,6 @@ pub fn pipeline(n: usize) -> String {
     s
 }
 
-/// `at` moved back to the start of the character it falls in: where the
-/// random-edit tests cut or insert text.
-pub fn char_start(text: &str, at: usize) -> usize {
-    let mut at = at.min(text.len());
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    at
-}
-
 /// A `kB` field of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`), for the
 /// benchmarks and tests that report memory; `None` for this process.
 pub fn proc_status_kib(pid: Option<u32>, field: &str) -> Option<u64> {

@@ -159,7 +159,8 @@ fn an_editors_check_replaying_kept_statements_is_a_fresh_check() {
         let text = files.get_mut("main.weir").unwrap();
         let lines: Vec<usize> = text.match_indices("\n  ").map(|(i, _)| i + 1).collect();
         let line = lines[rng.random_range(0..lines.len())];
-        let at = weir_compiler::generated::char_start(text, rng.random_range(0..text.len()));
+        let at =
+            weir_compiler::diagnostics::floor_char_boundary(text, rng.random_range(0..text.len()));
         match round % 10 {
             // A digit changed somewhere: most often inside one statement.
             0 | 1 => {

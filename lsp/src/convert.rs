@@ -5,7 +5,7 @@ use tower_lsp_server::ls_types::{
     Diagnostic, DiagnosticRelatedInformation, DiagnosticSeverity, DocumentSymbol, Location,
     NumberOrString, Position, Range, SymbolKind,
 };
-use weir_compiler::diagnostics::{Diagnostic as WDiag, Severity, Span};
+use weir_compiler::diagnostics::{Diagnostic as WDiag, Severity, Span, floor_char_boundary};
 
 use crate::state::View;
 
@@ -30,7 +30,7 @@ impl<'a> LineIndex<'a> {
     /// UTF-16 position of a byte offset (clamped, and moved back onto a
     /// character boundary).
     pub fn position(&self, offset: usize) -> Position {
-        let offset = char_floor(self.text, offset);
+        let offset = floor_char_boundary(self.text, offset);
         let line = self.starts.partition_point(|&s| s <= offset) - 1;
         position_in_line(self.text, line, self.starts[line], offset)
     }
@@ -84,22 +84,13 @@ pub fn utf16_len(s: &str) -> u32 {
 /// character boundary). Counts only the lines before it, without indexing
 /// the whole text: a request on a large file converts one or two offsets.
 pub fn position(text: &str, offset: usize) -> Position {
-    let offset = char_floor(text, offset);
+    let offset = floor_char_boundary(text, offset);
     let before = &text.as_bytes()[..offset];
     let start = before
         .iter()
         .rposition(|&b| b == b'\n')
         .map_or(0, |i| i + 1);
     position_in_line(text, bytecount::count(before, b'\n'), start, offset)
-}
-
-/// `offset` clamped to the text and moved back onto a character boundary.
-fn char_floor(text: &str, offset: usize) -> usize {
-    let mut offset = offset.min(text.len());
-    while offset > 0 && !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    offset
 }
 
 /// The position of `offset` on line `line`, which starts at `start`.
@@ -179,11 +170,27 @@ fn in_line(text: &str, start: usize, end: usize, character: u32) -> usize {
     end
 }
 
+/// The range of a span (see [`position`]). The end is found from the
+/// start, counting only the span's own lines: a file's diagnostics are
+/// converted one by one after each edit.
 pub fn range(text: &str, span: Span) -> Range {
-    Range {
-        start: position(text, span.start as usize),
-        end: position(text, span.end as usize),
+    let start = position(text, span.start as usize);
+    let from = floor_char_boundary(text, span.start as usize);
+    let to = floor_char_boundary(text, span.end as usize);
+    if to < from {
+        return Range::new(start, position(text, to));
     }
+    let inside = &text.as_bytes()[from..to];
+    let end = match inside.iter().rposition(|&b| b == b'\n') {
+        None => Position::new(start.line, start.character + utf16_len(&text[from..to])),
+        Some(i) => position_in_line(
+            text,
+            start.line as usize + bytecount::count(inside, b'\n'),
+            from + i + 1,
+            to,
+        ),
+    };
+    Range::new(start, end)
 }
 
 /// A compiler diagnostic as LSP shows it: message with its label, notes
@@ -317,6 +324,18 @@ mod tests {
             }
             for at in 0..=text.len() + 1 {
                 assert_eq!(position(text, at), lines.position(at), "{text:?} {at}");
+                for to in [
+                    0,
+                    at / 2,
+                    at,
+                    at + 1,
+                    at + 9,
+                    text.len() / 2,
+                    text.len() + 2,
+                ] {
+                    let span = Span::new(at, to);
+                    assert_eq!(range(text, span), lines.range(span), "{text:?} {at}..{to}");
+                }
             }
         }
     }

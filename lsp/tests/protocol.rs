@@ -237,10 +237,10 @@ fn diagnostics_after_random_edits_and_their_undo_equal_a_fresh_check() {
     let mut undo: Vec<(usize, usize, String)> = Vec::new();
     let mut version = 1;
     for _ in 0..1000 {
-        let mut at = (next() as usize) % (text.len() + 1);
-        while !text.is_char_boundary(at) {
-            at -= 1;
-        }
+        let at = weir_compiler::diagnostics::floor_char_boundary(
+            &text,
+            (next() as usize) % (text.len() + 1),
+        );
         let mut end = if next() % 2 == 0 {
             at
         } else {

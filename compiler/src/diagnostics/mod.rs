@@ -129,6 +129,16 @@ impl Diagnostic {
 
 /// Sorts diagnostics by file, position and code, so output is stable whatever
 /// order the phases produced them in.
+/// `offset`, clamped to `text`, moved back to the start of the character
+/// it falls in: where a span, a cursor or a cut may safely slice the text.
+pub fn floor_char_boundary(text: &str, offset: usize) -> usize {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
 pub fn sort(diags: &mut Vec<Diagnostic>) {
     diags.sort_by(|a, b| {
         (

@@ -52,10 +52,7 @@ pub fn call_context(text: &str, offset: usize) -> Option<CallContext> {
 /// [`call_context`], lexing only from `start`, a token boundary at or
 /// before the statement that holds the cursor.
 fn call_context_from(text: &str, start: usize, offset: usize) -> Option<CallContext> {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
+    let offset = crate::diagnostics::floor_char_boundary(text, offset);
     let start = if start <= offset && text.is_char_boundary(start) {
         start
     } else {

@@ -1237,7 +1237,8 @@ mod tests {
         for round in 0..400 {
             let before = text.clone();
             let old = lex("g.weir", &before);
-            let at = crate::generated::char_start(&text, rng.random_range(0..text.len()));
+            let at =
+                crate::diagnostics::floor_char_boundary(&text, rng.random_range(0..text.len()));
             match round % 5 {
                 0 | 1 => {
                     let ins = [

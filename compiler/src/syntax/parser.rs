@@ -1798,18 +1798,10 @@ fn parse_clean(
     if pieces.len() < 2 {
         return parse_all(tokens);
     }
+    // Each group is one piece.
     let work = |group: &[std::ops::Range<usize>]| {
         let parser = pipe_items::<_, extra::Default>(names);
-        let mut items = Vec::new();
-        for r in group {
-            let piece = parse_piece(&parser, tokens, r.clone(), eoi)?;
-            if items.is_empty() {
-                items = piece;
-            } else {
-                items.extend(piece);
-            }
-        }
-        Some((items, ()))
+        Some((parse_piece(&parser, tokens, group[0].clone(), eoi)?, ()))
     };
     let groups: Vec<_> = pieces.chunks(1).collect();
     parse_around_body(tokens, names, eoi, body, &groups, &work).map(|(module, _)| module)
@@ -2125,7 +2117,8 @@ mod tests {
         // copies from them), the others are dropped (and their trees moved).
         let mut kept: Option<Arc<Parsed>> = None;
         for round in 0..160 {
-            let at = crate::generated::char_start(&text, rng.random_range(0..text.len()));
+            let at =
+                crate::diagnostics::floor_char_boundary(&text, rng.random_range(0..text.len()));
             match round % 7 {
                 // Typing: a character or two anywhere, valid or not.
                 0 | 1 => {

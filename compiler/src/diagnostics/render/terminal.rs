@@ -24,8 +24,8 @@ pub fn render_terminal(
 }
 
 fn clamp(src: &str, span: crate::diagnostics::Span) -> std::ops::Range<usize> {
-    let start = floor_char_boundary(src, (span.start as usize).min(src.len()));
-    let end = floor_char_boundary(src, (span.end as usize).min(src.len())).max(start);
+    let start = floor_char_boundary(src, span.start as usize);
+    let end = floor_char_boundary(src, span.end as usize).max(start);
     start..end
 }
 
